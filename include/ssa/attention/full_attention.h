@@ -1,0 +1,19 @@
+// Causal full attention. q [B, T, Hq, D], k and v [B, T, Hkv, D] (Hkv divides Hq), scale
+// 1/sqrt(D); returns [B, T, Hq, D]. CUDA tensors go to cuDNN's fused attention through
+// LibTorch's SDPA (LibTorch >= 2.5); everything else takes the ATen reference path, which
+// processes `query_chunk` queries at a time so no [T, T] score matrix exists at once.
+#pragma once
+
+#include "ssa/attention/attention_spec.h"
+#include "ssa/compat/torch_compat.h"
+
+namespace ssa::attention {
+
+torch::Tensor full_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             Backend backend, int64_t query_chunk);
+
+// The reference path alone (also used by tests as the ground truth for the fused kernels).
+torch::Tensor full_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                       int64_t query_chunk);
+
+}  // namespace ssa::attention

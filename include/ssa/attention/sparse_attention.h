@@ -1,0 +1,28 @@
+// MoBA-style block-sparse attention (ssa-method.md section 2). q [B, T, Hq, D], k and v
+// [B, T, Hkv, D], post-RoPE. Gradients flow to q, k and v through the selected tokens only; the
+// selection itself is not differentiable.
+#pragma once
+
+#include "ssa/attention/attention_spec.h"
+#include "ssa/compat/torch_compat.h"
+
+namespace ssa::attention {
+
+// Block selection: int32 [B, T, H_sel, K] with K = min(topk, number of blocks), H_sel = Hkv for
+// `group` and Hq for `head`; entry 0 is the current block, then past blocks by decreasing
+// importance; -1 where fewer than K blocks exist. Computed without a [T, num_blocks] tensor for
+// the whole sequence (query chunks of `query_chunk`).
+torch::Tensor select_blocks(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec,
+                            int64_t query_chunk);
+
+// Attention over the selected blocks (token-level causal mask). `selection` as returned by
+// select_blocks; computed here when undefined. Returns [B, T, Hq, D].
+torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const SparseSpec& spec, Backend backend, int64_t query_chunk,
+                               const torch::Tensor& selection = {});
+
+// The ATen reference path alone (ground truth for the CUDA kernels).
+torch::Tensor sparse_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const SparseSpec& spec, int64_t query_chunk, const torch::Tensor& selection);
+
+}  // namespace ssa::attention
