@@ -2,12 +2,12 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
+
 
 #include "ssa/io/atomic_file.h"
 #include "ssa/io/hf_config.h"
+#include "ssa/io/safetensors.h"
 #include "ssa/model/tensor_file.h"
 #include "ssa/util/error.h"
 
@@ -34,29 +34,6 @@ std::string dtype_name(torch::ScalarType dtype) {
 
 namespace {
 
-// The weight files of a folder: model.safetensors, or the shards its index names.
-std::vector<fs::path> weight_files(const fs::path& folder) {
-  if (fs::exists(folder / "model.safetensors")) return {folder / "model.safetensors"};
-  const fs::path index = folder / "model.safetensors.index.json";
-  if (!fs::exists(index)) {
-    throw UsageError(fmt::format("{} holds neither model.safetensors nor model.safetensors.index.json", folder.string()));
-  }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(std::ifstream(index));
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("{}: invalid JSON: {}", index.string(), e.what()));
-  }
-  if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
-    throw FormatError(fmt::format("{}: no weight_map", index.string()));
-  }
-  std::set<std::string> files;
-  for (const auto& item : j["weight_map"].items()) files.insert(item.value().get<std::string>());
-  std::vector<fs::path> out;
-  for (const auto& f : files) out.push_back(folder / f);
-  return out;
-}
-
 bool ignorable(const std::string& name, const config::ModelConfig& c) {
   if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
   return name == "lm_head.weight" && c.tie_embeddings;
@@ -73,25 +50,24 @@ LoadedModel load_model_folder(const fs::path& folder, torch::Device device, torc
   out.stored_dtype = hf.torch_dtype;
 
   auto params = out.model->named_parameters();
-  std::set<std::string> loaded;
+  const auto weights = io::SafetensorsCollection::open_folder(folder);
   torch::NoGradGuard no_grad;
-  for (const auto& file : weight_files(folder)) {
-    for (auto& [name, tensor] : read_tensor_file(file)) {
-      if (!params.contains(name)) {
-        if (ignorable(name, hf.model)) continue;
-        throw FormatError(fmt::format("{}: tensor '{}' does not belong to the model of config.json", file.string(), name));
-      }
-      auto& p = params[name];
-      if (tensor.sizes() != p.sizes()) {
-        throw FormatError(fmt::format("{}: tensor '{}' has shape {} but config.json implies {}", file.string(), name,
-                                      fmt::join(tensor.sizes(), "x"), fmt::join(p.sizes(), "x")));
-      }
-      p.copy_(tensor.to(torch::kFloat32));
-      loaded.insert(name);
+  for (const auto& name : weights.names()) {
+    const std::string file = weights.file_of(name).path().string();
+    if (!params.contains(name)) {
+      if (ignorable(name, hf.model)) continue;
+      throw FormatError(fmt::format("{}: tensor '{}' does not belong to the model of config.json", file, name));
     }
+    auto& p = params[name];
+    const auto view = weights.tensor(name);
+    if (view.shape != p.sizes().vec()) {
+      throw FormatError(fmt::format("{}: tensor '{}' has shape [{}] but config.json implies [{}]", file, name,
+                                    fmt::join(view.shape, ", "), fmt::join(p.sizes(), ", ")));
+    }
+    p.copy_(to_tensor(view, file).to(torch::kFloat32));
   }
   for (const auto& item : params) {
-    if (!loaded.count(item.key())) {
+    if (!weights.find(item.key())) {
       throw FormatError(fmt::format("{}: tensor '{}' is missing", folder.string(), item.key()));
     }
   }
@@ -105,10 +81,14 @@ void save_model_folder(LlamaForCausalLM& model, const config::AttentionConfig& a
   for (const auto& item : model->named_parameters()) {
     tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, dtype));
   }
+  // Replacing a folder deletes what it held: only ever replace a model folder or an empty one.
+  if (fs::exists(folder) && !fs::is_empty(folder) && !fs::exists(folder / "config.json")) {
+    throw UsageError(fmt::format("{} exists and is not a model folder: refusing to replace it", folder.string()));
+  }
   const auto config_json = io::to_hf_config(model->config(), attention, dtype_name(dtype)).dump(2) + "\n";
   io::write_directory_atomic(folder, [&](const fs::path& staging) {
     io::write_file_atomic(staging / "config.json", config_json);
-    write_tensor_file(staging / "model.safetensors", tensors);
+    write_tensor_file(staging / io::kSingleWeightsFile, tensors);
   });
 }
 

@@ -7,6 +7,7 @@
 
 #include "ssa/model/model_folder.h"
 #include "ssa/model/tensor_file.h"
+#include "ssa/util/error.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -129,6 +130,15 @@ TEST(Cli, SavedFolderLoadsBackIdentically) {
   // Saving over an existing folder replaces it.
   model::save_model_folder(b.model, b.attention, copy, torch::kBFloat16);
   EXPECT_EQ(model::load_model_folder(copy).stored_dtype, "bfloat16");
+  // A folder that is not a model folder is never replaced (replacing deletes its contents).
+  const auto other = dir / "notes";
+  fs::create_directories(other);
+  std::ofstream(other / "keep.txt") << "precious";
+  EXPECT_THROW(model::save_model_folder(b.model, b.attention, other), UsageError);
+  EXPECT_TRUE(fs::exists(other / "keep.txt"));
+  auto r = run_ssa("init --config " + kTiny + " --out " + other.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(fs::exists(other / "keep.txt"));
 }
 
 }  // namespace
