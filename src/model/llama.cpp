@@ -38,6 +38,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, LayerContext& 
   auto q = apply_rope(q_proj(x).view({B, T, num_heads_, head_dim_}), ctx.rope);
   auto k = apply_rope(k_proj(x).view({B, T, num_kv_heads_, head_dim_}), ctx.rope);
   auto v = v_proj(x).view({B, T, num_kv_heads_, head_dim_});
+  if (opt.on_attention_inputs) opt.on_attention_inputs(layer, q, k, v);
 
   torch::Tensor gate;
   if (gate_ == "headwise") gate = torch::sigmoid(g_proj(x)).unsqueeze(-1);  // [B, T, Hq, 1]

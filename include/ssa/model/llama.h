@@ -4,6 +4,7 @@
 // from outside.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "ssa/attention/alignment_loss.h"
@@ -26,6 +27,9 @@ struct ForwardOptions {
   int64_t query_chunk = 512;
   bool keep_selections = false;  // return each sparse layer's block selection
   torch::Tensor position_ids;    // int64 [B, T]; default 0..T-1 per row
+  // Called by every layer with its post-RoPE q [B, T, Hq, D], k and v [B, T, Hkv, D] (statistics).
+  std::function<void(int64_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v)>
+      on_attention_inputs;
 };
 
 struct ForwardResult {

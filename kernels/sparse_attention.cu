@@ -1,0 +1,1125 @@
+// Block-sparse attention, forward and backward. See sparse_attention.h for the two designs.
+#include "sparse_attention.h"
+
+#include <cub/device/device_scan.cuh>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "cuda_check.h"
+#include "tensor_core.cuh"
+
+namespace ssa::kernels {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr int kKeyChunk = 16;  // keys per MMA step of the forward
+
+struct Dims {
+  int64_t T;
+  int Hq, Hkv, Hsel, D, Bs, K;
+  int R;   // query heads per selection head (rows per selection)
+  int G;   // query heads per KV head
+  int SH;  // selection heads per KV head
+  int64_t num_blocks;
+  float scale, scale_log2;
+};
+
+Dims make_dims(const SparseAttentionShape& s) {
+  Dims d{};
+  d.T = s.length;
+  d.Hq = static_cast<int>(s.q_heads);
+  d.Hkv = static_cast<int>(s.kv_heads);
+  d.Hsel = static_cast<int>(s.selection_heads);
+  d.D = static_cast<int>(s.head_dim);
+  d.Bs = static_cast<int>(s.block_size);
+  d.K = static_cast<int>(s.slots);
+  d.R = d.Hq / d.Hsel;
+  d.G = d.Hq / d.Hkv;
+  d.SH = d.Hsel / d.Hkv;
+  d.num_blocks = (s.length + s.block_size - 1) / s.block_size;
+  d.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+  d.scale_log2 = d.scale * kLog2e;
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward. One warp per item (b, selection head hs, token t); its R <= 16 query heads are the
+// columns (NT tiles of 8) of S^T = K_chunk Q^T, so every K/V chunk in shared memory serves all of
+// them. Chunks of 16 keys stream through an NS-stage cp.async ring private to the warp.
+
+template <int D, int NT, int NS>
+__global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16* __restrict__ q,
+                                                             const __nv_bfloat16* __restrict__ k,
+                                                             const __nv_bfloat16* __restrict__ v,
+                                                             const int32_t* __restrict__ selection,
+                                                             __nv_bfloat16* __restrict__ out, float* __restrict__ lse,
+                                                             Dims p, int64_t items) {
+  constexpr int KS = D / 16;
+  constexpr int MT = D / 16;
+  constexpr int STRIDE = D + 8;
+  constexpr int STAGE = 2 * kKeyChunk * STRIDE;  // K then V
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, c = lane % 4;
+  __nv_bfloat16* ring = reinterpret_cast<__nv_bfloat16*>(smem_raw) + warp * NS * STAGE;
+
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * 4 + warp;
+  if (item >= items) return;
+  const int64_t t = item % p.T;
+  const int hs = static_cast<int>((item / p.T) % p.Hsel);
+  const int64_t b = item / (p.T * p.Hsel);
+  const int hq0 = hs * p.R;
+  const int hk = hq0 / p.G;
+  const int R = p.R;
+
+  // Q^T as the B operand: b0 = (d 2c.., row g), b1 = (d 2c+8.., row g).
+  uint32_t qb[NT][KS][2];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int row = nt * 8 + g;
+    const __nv_bfloat16* qrow = q + ((b * p.T + t) * p.Hq + hq0 + row) * D;
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) {
+      qb[nt][ks][0] = row < R ? *reinterpret_cast<const uint32_t*>(qrow + ks * 16 + 2 * c) : 0u;
+      qb[nt][ks][1] = row < R ? *reinterpret_cast<const uint32_t*>(qrow + ks * 16 + 8 + 2 * c) : 0u;
+    }
+  }
+
+  const int32_t* sel = selection + ((b * p.T + t) * p.Hsel + hs) * p.K;
+  const int32_t sel_lo = lane < p.K ? sel[lane] : -1;
+  const int32_t sel_hi = lane + 32 < p.K ? sel[lane + 32] : -1;
+  const int valid_slots = __popc(__ballot_sync(kFullMask, sel_lo >= 0)) + __popc(__ballot_sync(kFullMask, sel_hi >= 0));
+  const int chunks_per_block = p.Bs / kKeyChunk;
+  const int chunks = valid_slots * chunks_per_block;
+
+  const __nv_bfloat16* k_head = k + (b * p.T * p.Hkv + hk) * D;  // + key * Hkv * D
+  const __nv_bfloat16* v_head = v + (b * p.T * p.Hkv + hk) * D;
+  const int64_t key_stride = static_cast<int64_t>(p.Hkv) * D;
+
+  // First key of chunk i, or -1 when the chunk is entirely in the future (or the slot invalid).
+  auto chunk_key = [&](int i) -> int64_t {
+    const int slot = i / chunks_per_block;
+    const int32_t j = __shfl_sync(kFullMask, slot < 32 ? sel_lo : sel_hi, slot & 31);
+    const int64_t key0 = static_cast<int64_t>(j) * p.Bs + (i % chunks_per_block) * kKeyChunk;
+    return (j >= 0 && j < p.num_blocks && key0 <= t) ? key0 : -1;
+  };
+  auto issue = [&](int i) {
+    if (i < chunks) {
+      const int64_t key0 = chunk_key(i);
+      if (key0 >= 0) {
+        __nv_bfloat16* stage = ring + (i % NS) * STAGE;
+        constexpr int PIECES = kKeyChunk * D / 8;  // 16-byte pieces per matrix
+#pragma unroll
+        for (int x = lane; x < PIECES; x += 32) {
+          const int row = x / (D / 8), col = (x % (D / 8)) * 8;
+          const int64_t key = key0 + row;
+          const bool ok = key < p.T;
+          const int64_t offset = ok ? key * key_stride + col : 0;
+          cp_async_16(stage + row * STRIDE + col, k_head + offset, ok);
+          cp_async_16(stage + kKeyChunk * STRIDE + row * STRIDE + col, v_head + offset, ok);
+        }
+      }
+    }
+    cp_async_commit();
+  };
+
+  float o[NT][MT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) o[nt][mt][0] = o[nt][mt][1] = o[nt][mt][2] = o[nt][mt][3] = 0.f;
+  float row_max[NT][2], row_sum[NT][2];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) row_max[nt][0] = row_max[nt][1] = -INFINITY, row_sum[nt][0] = row_sum[nt][1] = 0.f;
+
+#pragma unroll
+  for (int i = 0; i < NS - 1; ++i) issue(i);
+  for (int i = 0; i < chunks; ++i) {
+    issue(i + NS - 1);
+    cp_async_wait<NS - 1>();
+    __syncwarp();
+    const int64_t key0 = chunk_key(i);
+    if (key0 >= 0) {
+      const __nv_bfloat16* ks_tile = ring + (i % NS) * STAGE;
+      const __nv_bfloat16* vs_tile = ks_tile + kKeyChunk * STRIDE;
+      float s[NT][4];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < KS; ++ks) {
+        uint32_t a[4];
+        ldmatrix_x4(a, ks_tile + ((lane % 8) + ((lane / 8) % 2) * 8) * STRIDE + ks * 16 + (lane / 16) * 8);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) mma_bf16(s[nt], a, qb[nt][ks][0], qb[nt][ks][1]);
+      }
+      // s[nt]: (key g, rows 2c, 2c+1) and (key g+8, rows 2c, 2c+1).
+      const bool ok_lo = key0 + g <= t, ok_hi = key0 + g + 8 <= t;
+      uint32_t pb[NT][2];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        float x[4];
+        x[0] = ok_lo ? s[nt][0] * p.scale_log2 : -INFINITY;
+        x[1] = ok_lo ? s[nt][1] * p.scale_log2 : -INFINITY;
+        x[2] = ok_hi ? s[nt][2] * p.scale_log2 : -INFINITY;
+        x[3] = ok_hi ? s[nt][3] * p.scale_log2 : -INFINITY;
+        float m0 = fmaxf(x[0], x[2]), m1 = fmaxf(x[1], x[3]);
+#pragma unroll
+        for (int offset = 4; offset < 32; offset *= 2) {
+          m0 = fmaxf(m0, __shfl_xor_sync(kFullMask, m0, offset));
+          m1 = fmaxf(m1, __shfl_xor_sync(kFullMask, m1, offset));
+        }
+        // Key key0 <= t is always allowed, so the new maxima are finite.
+        const float new0 = fmaxf(row_max[nt][0], m0), new1 = fmaxf(row_max[nt][1], m1);
+        const float alpha0 = fast_exp2(row_max[nt][0] - new0), alpha1 = fast_exp2(row_max[nt][1] - new1);
+        row_max[nt][0] = new0;
+        row_max[nt][1] = new1;
+        const float p0 = fast_exp2(x[0] - new0), p1 = fast_exp2(x[1] - new1);
+        const float p2 = fast_exp2(x[2] - new0), p3 = fast_exp2(x[3] - new1);
+        row_sum[nt][0] = row_sum[nt][0] * alpha0 + p0 + p2;
+        row_sum[nt][1] = row_sum[nt][1] * alpha1 + p1 + p3;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          o[nt][mt][0] *= alpha0;
+          o[nt][mt][1] *= alpha1;
+          o[nt][mt][2] *= alpha0;
+          o[nt][mt][3] *= alpha1;
+        }
+        // P^T (keys x rows) to the B operand (keys as k, rows as n) by 8x8 transposes.
+        pb[nt][0] = movmatrix_trans(pack_bf16(p0, p1));
+        pb[nt][1] = movmatrix_trans(pack_bf16(p2, p3));
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        uint32_t a[4];  // V^T tile: d rows mt*16.., keys 0..15
+        ldmatrix_x4_trans(a, vs_tile + ((lane % 8) + (lane / 16) * 8) * STRIDE + mt * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) mma_bf16(o[nt][mt], a, pb[nt][0], pb[nt][1]);
+      }
+    }
+    __syncwarp();
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    float l0 = row_sum[nt][0], l1 = row_sum[nt][1];
+#pragma unroll
+    for (int offset = 4; offset < 32; offset *= 2) {
+      l0 += __shfl_xor_sync(kFullMask, l0, offset);
+      l1 += __shfl_xor_sync(kFullMask, l1, offset);
+    }
+    const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+    const int row0 = nt * 8 + 2 * c, row1 = row0 + 1;
+    __nv_bfloat16* out0 = out + ((b * p.T + t) * p.Hq + hq0 + row0) * D;
+    __nv_bfloat16* out1 = out0 + D;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      const int d = mt * 16 + g;
+      if (row0 < R) {
+        out0[d] = __float2bfloat16_rn(o[nt][mt][0] * inv0);
+        out0[d + 8] = __float2bfloat16_rn(o[nt][mt][2] * inv0);
+      }
+      if (row1 < R) {
+        out1[d] = __float2bfloat16_rn(o[nt][mt][1] * inv1);
+        out1[d + 8] = __float2bfloat16_rn(o[nt][mt][3] * inv1);
+      }
+    }
+    if (g == 0) {
+      float* lse_row = lse + (b * p.T + t) * p.Hq + hq0;
+      if (row0 < R) lse_row[row0] = (row_max[nt][0] + __log2f(l0)) * kLn2;
+      if (row1 < R) lse_row[row1] = (row_max[nt][1] + __log2f(l1)) * kLn2;
+    }
+  }
+}
+
+template <int D, int NT, int NS>
+void launch_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const int32_t* selection,
+                    __nv_bfloat16* out, float* lse, const Dims& p, int64_t batch, cudaStream_t stream) {
+  const size_t smem = sizeof(__nv_bfloat16) * 4 * NS * 2 * kKeyChunk * (D + 8);
+  auto kernel = sparse_forward_kernel<D, NT, NS>;
+  SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const int64_t items = batch * p.Hsel * p.T;
+  kernel<<<static_cast<unsigned>((items + 3) / 4), 128, smem, stream>>>(q, k, v, selection, out, lse, p, items);
+  SSA_CUDA_CHECK_LAUNCH("sparse_forward_kernel");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward. Segments (b, KV head, query chunk, key block) list the selection entries
+// (t * SH + selection head within the KV head) that chose the block; a row is (entry, one of its
+// R query heads). Query chunks of kQueryChunkRows / G tokens keep the rows a wave of CTAs touches
+// (q, dO, the dQ accumulator) resident in L2.
+
+constexpr int64_t kQueryChunkRows = 32768;
+constexpr int kTileRows = 64;       // rows per MMA tile (4 warps x 16)
+constexpr int kTilesPerCta = 8;     // row tiles per CTA
+
+struct Segments {
+  int64_t query_chunk;  // tokens per query chunk
+  int64_t chunks;       // query chunks per sequence
+  int64_t count;        // number of segments
+};
+
+Segments make_segments(const SparseAttentionShape& s) {
+  const int64_t G = s.q_heads / s.kv_heads;
+  Segments seg{};
+  seg.query_chunk = std::max<int64_t>(1, kQueryChunkRows / G);
+  seg.chunks = (s.length + seg.query_chunk - 1) / seg.query_chunk;
+  const int64_t blocks = (s.length + s.block_size - 1) / s.block_size;
+  seg.count = s.batch * s.kv_heads * seg.chunks * blocks;
+  return seg;
+}
+
+__device__ __forceinline__ int64_t segment_of(int64_t b, int hk, int64_t t, int64_t j, const Dims& p,
+                                              int64_t query_chunk, int64_t chunks) {
+  return ((b * p.Hkv + hk) * chunks + t / query_chunk) * p.num_blocks + j;
+}
+
+// Pass over every selection entry: count (fill == false) or place (fill == true).
+template <bool kFill>
+__global__ void index_kernel(const int32_t* __restrict__ selection, int32_t* __restrict__ counts,
+                             const int32_t* __restrict__ offsets, int32_t* __restrict__ entries, Dims p,
+                             int64_t query_chunk, int64_t chunks, int64_t total) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t j = selection[i];
+    if (j < 0 || j >= p.num_blocks) continue;
+    const int64_t row = i / p.K;  // (b, t, hs)
+    const int hs = static_cast<int>(row % p.Hsel);
+    const int64_t t = (row / p.Hsel) % p.T;
+    const int64_t b = row / (p.Hsel * p.T);
+    const int hk = hs / p.SH;
+    const int64_t seg = segment_of(b, hk, t, j, p, query_chunk, chunks);
+    const int32_t position = atomicAdd(&counts[seg], 1);
+    if (kFill) entries[offsets[seg] + position] = static_cast<int32_t>(t * p.SH + hs % p.SH);
+  }
+}
+
+__global__ void delta_kernel(const __nv_bfloat16* __restrict__ out, const __nv_bfloat16* __restrict__ grad_out,
+                             float* __restrict__ delta, int64_t rows, int D) {
+  // 8 lanes per row, 16 bytes each per step.
+  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 8;
+  const int part = threadIdx.x % 8;
+  float acc = 0.f;
+  if (row < rows) {
+    for (int d = part * 8; d < D; d += 64) {
+      const uint4 a = *reinterpret_cast<const uint4*>(out + row * D + d);
+      const uint4 bvec = *reinterpret_cast<const uint4*>(grad_out + row * D + d);
+      const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&a);
+      const __nv_bfloat162* y = reinterpret_cast<const __nv_bfloat162*>(&bvec);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 xf = __bfloat1622float2(x[e]), yf = __bfloat1622float2(y[e]);
+        acc += xf.x * yf.x + xf.y * yf.y;
+      }
+    }
+  }
+  acc += __shfl_xor_sync(kFullMask, acc, 1);
+  acc += __shfl_xor_sync(kFullMask, acc, 2);
+  acc += __shfl_xor_sync(kFullMask, acc, 4);
+  if (row < rows && part == 0) delta[row] = acc;
+}
+
+__global__ void to_bf16_kernel(const float* __restrict__ src, __nv_bfloat16* __restrict__ dst, int64_t n4) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n4;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float4 x = reinterpret_cast<const float4*>(src)[i];
+    uint2 packed;
+    packed.x = pack_bf16(x.x, x.y);
+    packed.y = pack_bf16(x.z, x.w);
+    reinterpret_cast<uint2*>(dst)[i] = packed;
+  }
+}
+
+// The segment holding selection entry `entry`: the last s with offsets[s] <= entry, searched
+// from `from` (offsets[from] <= entry) by doubling steps, then bisection. Returns `segments` when
+// the entry lies past the end. Nearby answers cost a load or two.
+__device__ __forceinline__ int64_t find_segment(const int32_t* __restrict__ offsets, int64_t segments, int64_t from,
+                                                int64_t entry) {
+  if (entry >= offsets[segments]) return segments;
+  int64_t lo = from, step = 1, hi = from + 1;
+  while (hi < segments && offsets[hi] <= entry) {
+    lo = hi;
+    step *= 2;
+    hi = lo + step;
+  }
+  hi = std::min(hi, segments);
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    if (offsets[mid] <= entry) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// First segment of every backward CTA, searched by one thread each so the latencies overlap.
+__global__ void cta_segments_kernel(const int32_t* __restrict__ offsets, int64_t segments, int64_t rows_per_cta,
+                                    int R, int64_t ctas, int64_t* __restrict__ first) {
+  const int64_t cta = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (cta < ctas) first[cta] = find_segment(offsets, segments, 0, cta * rows_per_cta / R);
+}
+
+// A gathered row: its global index (b * T + t) * Hq + hq, or -1 for padding, and its token.
+struct Located {
+  int64_t row;
+  int64_t t;
+};
+
+template <int D, int KT>
+struct BackwardSmem {
+  static constexpr int STRIDE = D + 8;
+  static constexpr int PSTRIDE = KT + 8;
+  __nv_bfloat16 q[2][kTileRows][STRIDE];
+  __nv_bfloat16 dout[2][kTileRows][STRIDE];
+  __nv_bfloat16 k[KT][STRIDE];
+  __nv_bfloat16 v[KT][STRIDE];
+  __nv_bfloat16 p[kTileRows][PSTRIDE];
+  __nv_bfloat16 ds[kTileRows][PSTRIDE];
+  int64_t row[2][kTileRows];
+  int64_t t[2][kTileRows];
+  float lse[2][kTileRows];
+  float delta[2][kTileRows];
+};
+
+struct BackwardArgs {
+  const __nv_bfloat16* q;
+  const __nv_bfloat16* k;
+  const __nv_bfloat16* v;
+  const __nv_bfloat16* grad_out;
+  const float* lse;
+  const float* delta;
+  const int32_t* offsets;  // [segments + 1], entry offsets
+  const int32_t* entries;
+  const int64_t* cta_segment;  // first segment of each CTA
+  float* dq;
+  float* dk;
+  float* dv;
+  int64_t segments;
+  int64_t query_chunk;
+  int64_t chunks;
+  int64_t rows_total;  // upper bound of rows; CTAs past the real end find nothing
+};
+
+template <int D, int KT>
+__global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Dims p) {
+  using Smem = BackwardSmem<D, KT>;
+  constexpr int KS = D / 16;        // k-steps over the head dimension
+  constexpr int NKT = KT / 8;       // n-tiles over keys
+  constexpr int MKT = KT / 16;      // m-tiles over keys (dK, dV)
+  constexpr int NDW = D / 32;       // n-tiles over this warp's quarter of the head dimension
+  constexpr int ND = D / 8;         // n-tiles over the head dimension (dQ)
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, c = lane % 4;
+  const int R = p.R;
+
+  const int64_t row_begin = static_cast<int64_t>(blockIdx.x) * kTileRows * kTilesPerCta;
+  const int64_t row_end = std::min<int64_t>(row_begin + kTileRows * kTilesPerCta, a.rows_total);
+  int64_t row = row_begin;
+  int64_t seg = a.cta_segment[blockIdx.x];
+  while (row < row_end && seg < a.segments) {
+    int64_t seg_first = static_cast<int64_t>(a.offsets[seg]) * R;
+    int64_t seg_last = static_cast<int64_t>(a.offsets[seg + 1]) * R;
+    if (seg_last <= row) {
+      // The rest of the range starts in a later segment (every thread computes the same).
+      seg = find_segment(a.offsets, a.segments, seg, row / R);
+      continue;
+    }
+    const int64_t piece_begin = std::max(row, seg_first);
+    const int64_t piece_end = std::min(row_end, seg_last);
+    const int64_t j = seg % p.num_blocks;
+    const int64_t bhq = seg / p.num_blocks / a.chunks;  // b * Hkv + hk
+    const int hk = static_cast<int>(bhq % p.Hkv);
+    const int64_t b = bhq / p.Hkv;
+    const __nv_bfloat16* k_head = a.k + (b * p.T * p.Hkv + hk) * D;
+    const __nv_bfloat16* v_head = a.v + (b * p.T * p.Hkv + hk) * D;
+    const int64_t key_stride = static_cast<int64_t>(p.Hkv) * D;
+
+    for (int kt = 0; kt * KT < p.Bs; ++kt) {
+      const int64_t key_base = j * p.Bs + static_cast<int64_t>(kt) * KT;
+
+      // Row tiles are gathered two steps ahead: the entry of tile n + 2 is loaded into registers
+      // while tile n computes, and tile n + 1's rows (and their lse, delta) are already in flight.
+      auto locate = [&](int64_t tile_first) {
+        const int64_t r = tile_first + threadIdx.x / 2;
+        Located l{-1, 0};
+        if (r < piece_end) {
+          const int32_t entry = a.entries[r / R];
+          l.t = entry / p.SH;
+          l.row = (b * p.T + l.t) * p.Hq + hk * p.G + (entry % p.SH) * R + r % R;
+        }
+        return l;
+      };
+      auto issue = [&](const Located& l, int stage) {
+        const int i = threadIdx.x / 2, half = threadIdx.x % 2;
+        const bool ok = l.row >= 0;
+        if (half == 0) {
+          sm.row[stage][i] = l.row;
+          sm.t[stage][i] = l.t;
+          cp_async_4(&sm.lse[stage][i], a.lse + (ok ? l.row : 0), ok);
+          cp_async_4(&sm.delta[stage][i], a.delta + (ok ? l.row : 0), ok);
+        }
+        constexpr int PIECES = D / 8;
+#pragma unroll
+        for (int x = half; x < PIECES; x += 2) {
+          const int64_t offset = ok ? l.row * D + x * 8 : 0;
+          cp_async_16(&sm.q[stage][i][x * 8], a.q + offset, ok);
+          cp_async_16(&sm.dout[stage][i][x * 8], a.grad_out + offset, ok);
+        }
+      };
+
+      // Key tile (zero past the end of the sequence) together with the first row tile.
+      for (int x = threadIdx.x; x < KT * (D / 8); x += 128) {
+        const int rr = x / (D / 8), col = (x % (D / 8)) * 8;
+        const int64_t key = key_base + rr;
+        const bool ok = key < p.T && rr < p.Bs;
+        const int64_t offset = ok ? key * key_stride + col : 0;
+        cp_async_16(&sm.k[rr][col], k_head + offset, ok);
+        cp_async_16(&sm.v[rr][col], v_head + offset, ok);
+      }
+      Located next = locate(piece_begin);
+      issue(next, 0);
+      cp_async_commit();
+      next = locate(piece_begin + kTileRows);
+
+      float dk_acc[MKT][NDW][4], dv_acc[MKT][NDW][4];
+#pragma unroll
+      for (int mt = 0; mt < MKT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NDW; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) dk_acc[mt][nt][e] = dv_acc[mt][nt][e] = 0.f;
+
+      int stage = 0;
+      for (int64_t tile_first = piece_begin; tile_first < piece_end; tile_first += kTileRows, stage ^= 1) {
+        if (tile_first + kTileRows < piece_end) issue(next, stage ^ 1);
+        cp_async_commit();
+        if (tile_first + 2 * kTileRows < piece_end) next = locate(tile_first + 2 * kTileRows);
+        cp_async_wait<1>();
+        __syncthreads();
+
+        const int i0 = warp * 16 + g, i1 = i0 + 8;
+        struct {
+          int64_t row, t;
+          float lse2, delta;
+        } const m0{sm.row[stage][i0], sm.t[stage][i0], sm.lse[stage][i0] * kLog2e, sm.delta[stage][i0]},
+            m1{sm.row[stage][i1], sm.t[stage][i1], sm.lse[stage][i1] * kLog2e, sm.delta[stage][i1]};
+        // S = Q K^T and dP = dO V^T for this warp's 16 rows.
+        float s[NKT][4], dp[NKT][4];
+#pragma unroll
+        for (int nt = 0; nt < NKT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[nt][e] = dp[nt][e] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+          uint32_t aq[4], ado[4];
+          const int ar = warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8, ac = ks * 16 + (lane / 16) * 8;
+          ldmatrix_x4(aq, &sm.q[stage][ar][ac]);
+          ldmatrix_x4(ado, &sm.dout[stage][ar][ac]);
+#pragma unroll
+          for (int np = 0; np < KT / 16; ++np) {
+            uint32_t bk[4], bv[4];
+            const int br = np * 16 + (lane % 8) + (lane / 16) * 8, bc = ks * 16 + ((lane / 8) % 2) * 8;
+            ldmatrix_x4(bk, &sm.k[br][bc]);
+            ldmatrix_x4(bv, &sm.v[br][bc]);
+            mma_bf16(s[2 * np], aq, bk[0], bk[1]);
+            mma_bf16(s[2 * np + 1], aq, bk[2], bk[3]);
+            mma_bf16(dp[2 * np], ado, bv[0], bv[1]);
+            mma_bf16(dp[2 * np + 1], ado, bv[2], bv[3]);
+          }
+        }
+        // P and dS (natural-log gradient of the scaled score).
+#pragma unroll
+        for (int nt = 0; nt < NKT; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const auto& m = e < 2 ? m0 : m1;
+            const int64_t key = key_base + nt * 8 + 2 * c + (e & 1);
+            const bool ok = m.row >= 0 && key <= m.t;
+            const float prob = ok ? fast_exp2(s[nt][e] * p.scale_log2 - m.lse2) : 0.f;
+            s[nt][e] = prob;
+            dp[nt][e] = prob * (dp[nt][e] - m.delta);
+          }
+          *reinterpret_cast<uint32_t*>(&sm.p[i0][nt * 8 + 2 * c]) = pack_bf16(s[nt][0], s[nt][1]);
+          *reinterpret_cast<uint32_t*>(&sm.p[i1][nt * 8 + 2 * c]) = pack_bf16(s[nt][2], s[nt][3]);
+          *reinterpret_cast<uint32_t*>(&sm.ds[i0][nt * 8 + 2 * c]) = pack_bf16(dp[nt][0], dp[nt][1]);
+          *reinterpret_cast<uint32_t*>(&sm.ds[i1][nt * 8 + 2 * c]) = pack_bf16(dp[nt][2], dp[nt][3]);
+        }
+        // dQ = scale * dS K, reduced into the float32 accumulator.
+        {
+          float dq[ND][4];
+#pragma unroll
+          for (int nt = 0; nt < ND; ++nt) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.f;
+#pragma unroll
+          for (int kk = 0; kk < KT / 16; ++kk) {
+            uint32_t ads[4];
+            ads[0] = pack_bf16(dp[2 * kk][0], dp[2 * kk][1]);
+            ads[1] = pack_bf16(dp[2 * kk][2], dp[2 * kk][3]);
+            ads[2] = pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
+            ads[3] = pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+#pragma unroll
+            for (int np = 0; np < D / 16; ++np) {
+              uint32_t bk[4];
+              ldmatrix_x4_trans(bk, &sm.k[kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8][np * 16 + (lane / 16) * 8]);
+              mma_bf16(dq[2 * np], ads, bk[0], bk[1]);
+              mma_bf16(dq[2 * np + 1], ads, bk[2], bk[3]);
+            }
+          }
+          if (m0.row >= 0) {
+            float* dst = a.dq + m0.row * D + 2 * c;
+#pragma unroll
+            for (int nt = 0; nt < ND; ++nt) red_add_v2(dst + nt * 8, dq[nt][0] * p.scale, dq[nt][1] * p.scale);
+          }
+          if (m1.row >= 0) {
+            float* dst = a.dq + m1.row * D + 2 * c;
+#pragma unroll
+            for (int nt = 0; nt < ND; ++nt) red_add_v2(dst + nt * 8, dq[nt][2] * p.scale, dq[nt][3] * p.scale);
+          }
+        }
+        __syncthreads();
+        // dV += P^T dO and dK += dS^T Q over the 64 rows; this warp owns a quarter of the columns.
+#pragma unroll
+        for (int ks = 0; ks < kTileRows / 16; ++ks) {
+          uint32_t bdo[NDW][2], bq[NDW][2];
+#pragma unroll
+          for (int np = 0; np < NDW / 2; ++np) {
+            uint32_t r4[4];
+            const int rr = ks * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+            const int cc = warp * (D / 4) + np * 16 + (lane / 16) * 8;
+            ldmatrix_x4_trans(r4, &sm.dout[stage][rr][cc]);
+            bdo[2 * np][0] = r4[0], bdo[2 * np][1] = r4[1], bdo[2 * np + 1][0] = r4[2], bdo[2 * np + 1][1] = r4[3];
+            ldmatrix_x4_trans(r4, &sm.q[stage][rr][cc]);
+            bq[2 * np][0] = r4[0], bq[2 * np][1] = r4[1], bq[2 * np + 1][0] = r4[2], bq[2 * np + 1][1] = r4[3];
+          }
+#pragma unroll
+          for (int mt = 0; mt < MKT; ++mt) {
+            uint32_t ap[4], ads[4];
+            const int rr = ks * 16 + (lane % 8) + (lane / 16) * 8;
+            const int cc = mt * 16 + ((lane / 8) % 2) * 8;
+            ldmatrix_x4_trans(ap, &sm.p[rr][cc]);
+            ldmatrix_x4_trans(ads, &sm.ds[rr][cc]);
+#pragma unroll
+            for (int nt = 0; nt < NDW; ++nt) {
+              mma_bf16(dv_acc[mt][nt], ap, bdo[nt][0], bdo[nt][1]);
+              mma_bf16(dk_acc[mt][nt], ads, bq[nt][0], bq[nt][1]);
+            }
+          }
+        }
+        __syncthreads();
+      }
+      cp_async_wait<0>();
+
+      // Flush this key tile's partial dK, dV.
+#pragma unroll
+      for (int mt = 0; mt < MKT; ++mt) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int64_t key = key_base + mt * 16 + g + half * 8;
+          if (key >= p.T || mt * 16 + g + half * 8 >= p.Bs) continue;
+          float* dkr = a.dk + ((b * p.T + key) * p.Hkv + hk) * D + warp * (D / 4) + 2 * c;
+          float* dvr = a.dv + ((b * p.T + key) * p.Hkv + hk) * D + warp * (D / 4) + 2 * c;
+#pragma unroll
+          for (int nt = 0; nt < NDW; ++nt) {
+            red_add_v2(dkr + nt * 8, dk_acc[mt][nt][2 * half] * p.scale, dk_acc[mt][nt][2 * half + 1] * p.scale);
+            red_add_v2(dvr + nt * 8, dv_acc[mt][nt][2 * half], dv_acc[mt][nt][2 * half + 1]);
+          }
+        }
+      }
+    }
+    row = piece_end;
+  }
+}
+
+// Key-major forward, in two passes over the same segments as the backward. Pass A reduces the
+// row maxima of the raw scores into `row_max` (integer atomics on the float bits); pass B forms
+// p = exp(s - max) and reduces sum(p) into `row_sum` and p V into the float32 output accumulator.
+// finalize_kernel divides. Each gathered row costs a query-row load per pass and one float32
+// row reduction, against a whole K/V block per (token, selection head) for the query-major kernel.
+
+__device__ __forceinline__ void atomic_max_float(float* address, float value) {
+  value += 0.0f;  // -0 becomes +0, which the integer order below needs
+  if (value >= 0.f) atomicMax(reinterpret_cast<int*>(address), __float_as_int(value));
+  else atomicMin(reinterpret_cast<unsigned*>(address), __float_as_uint(value));
+}
+
+struct KeysArgs {
+  const __nv_bfloat16* q;
+  const __nv_bfloat16* k;
+  const __nv_bfloat16* v;
+  const int32_t* offsets;
+  const int32_t* entries;
+  const int64_t* cta_segment;
+  float* row_max;  // [rows], all bits set before pass A (below every float in the order used)
+  float* row_sum;  // [rows], zero before pass B
+  float* out;      // [rows, D], zero before pass B
+  int64_t segments;
+  int64_t chunks;
+  int64_t rows_total;
+};
+
+template <int D, int KT>
+struct KeysSmem {
+  static constexpr int STRIDE = D + 8;
+  __nv_bfloat16 q[2][kTileRows][STRIDE];
+  __nv_bfloat16 k[KT][STRIDE];
+  __nv_bfloat16 v[KT][STRIDE];
+  int64_t row[2][kTileRows];
+  int64_t t[2][kTileRows];
+  float max[2][kTileRows];
+};
+
+template <int D, int KT, bool kMaxPass>
+__global__ void __launch_bounds__(128) sparse_forward_keys_kernel(KeysArgs a, Dims p) {
+  using Smem = KeysSmem<D, KT>;
+  constexpr int KS = D / 16;
+  constexpr int NKT = KT / 8;
+  constexpr int ND = D / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, c = lane % 4;
+  const int R = p.R;
+
+  const int64_t row_begin = static_cast<int64_t>(blockIdx.x) * kTileRows * kTilesPerCta;
+  const int64_t row_end = std::min<int64_t>(row_begin + kTileRows * kTilesPerCta, a.rows_total);
+  int64_t row = row_begin;
+  int64_t seg = a.cta_segment[blockIdx.x];
+  while (row < row_end && seg < a.segments) {
+    const int64_t seg_first = static_cast<int64_t>(a.offsets[seg]) * R;
+    const int64_t seg_last = static_cast<int64_t>(a.offsets[seg + 1]) * R;
+    if (seg_last <= row) {
+      seg = find_segment(a.offsets, a.segments, seg, row / R);
+      continue;
+    }
+    const int64_t piece_begin = std::max(row, seg_first);
+    const int64_t piece_end = std::min(row_end, seg_last);
+    const int64_t j = seg % p.num_blocks;
+    const int64_t bhq = seg / p.num_blocks / a.chunks;
+    const int hk = static_cast<int>(bhq % p.Hkv);
+    const int64_t b = bhq / p.Hkv;
+    const __nv_bfloat16* k_head = a.k + (b * p.T * p.Hkv + hk) * D;
+    const __nv_bfloat16* v_head = a.v + (b * p.T * p.Hkv + hk) * D;
+    const int64_t key_stride = static_cast<int64_t>(p.Hkv) * D;
+
+    for (int kt = 0; kt * KT < p.Bs; ++kt) {
+      const int64_t key_base = j * p.Bs + static_cast<int64_t>(kt) * KT;
+      auto locate = [&](int64_t tile_first) {
+        const int64_t r = tile_first + threadIdx.x / 2;
+        Located l{-1, 0};
+        if (r < piece_end) {
+          const int32_t entry = a.entries[r / R];
+          l.t = entry / p.SH;
+          l.row = (b * p.T + l.t) * p.Hq + hk * p.G + (entry % p.SH) * R + r % R;
+        }
+        return l;
+      };
+      auto issue = [&](const Located& l, int stage) {
+        const int i = threadIdx.x / 2, half = threadIdx.x % 2;
+        const bool ok = l.row >= 0;
+        if (half == 0) {
+          sm.row[stage][i] = l.row;
+          sm.t[stage][i] = l.t;
+          if (!kMaxPass) cp_async_4(&sm.max[stage][i], a.row_max + (ok ? l.row : 0), ok);
+        }
+#pragma unroll
+        for (int x = half; x < D / 8; x += 2) {
+          cp_async_16(&sm.q[stage][i][x * 8], a.q + (ok ? l.row * D + x * 8 : 0), ok);
+        }
+      };
+      for (int x = threadIdx.x; x < KT * (D / 8); x += 128) {
+        const int rr = x / (D / 8), col = (x % (D / 8)) * 8;
+        const int64_t key = key_base + rr;
+        const bool ok = key < p.T;
+        const int64_t offset = ok ? key * key_stride + col : 0;
+        cp_async_16(&sm.k[rr][col], k_head + offset, ok);
+        if (!kMaxPass) cp_async_16(&sm.v[rr][col], v_head + offset, ok);
+      }
+      Located next = locate(piece_begin);
+      issue(next, 0);
+      cp_async_commit();
+      next = locate(piece_begin + kTileRows);
+
+      int stage = 0;
+      for (int64_t tile_first = piece_begin; tile_first < piece_end; tile_first += kTileRows, stage ^= 1) {
+        if (tile_first + kTileRows < piece_end) issue(next, stage ^ 1);
+        cp_async_commit();
+        if (tile_first + 2 * kTileRows < piece_end) next = locate(tile_first + 2 * kTileRows);
+        cp_async_wait<1>();
+        __syncthreads();
+
+        const int i0 = warp * 16 + g, i1 = i0 + 8;
+        const int64_t row0 = sm.row[stage][i0], row1 = sm.row[stage][i1];
+        const int64_t t0 = sm.t[stage][i0], t1 = sm.t[stage][i1];
+        float s[NKT][4];
+#pragma unroll
+        for (int nt = 0; nt < NKT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+          uint32_t aq[4];
+          ldmatrix_x4(aq, &sm.q[stage][warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8][ks * 16 + (lane / 16) * 8]);
+#pragma unroll
+          for (int np = 0; np < KT / 16; ++np) {
+            uint32_t bk[4];
+            ldmatrix_x4(bk, &sm.k[np * 16 + (lane % 8) + (lane / 16) * 8][ks * 16 + ((lane / 8) % 2) * 8]);
+            mma_bf16(s[2 * np], aq, bk[0], bk[1]);
+            mma_bf16(s[2 * np + 1], aq, bk[2], bk[3]);
+          }
+        }
+        if (kMaxPass) {
+          float m0 = -INFINITY, m1 = -INFINITY;
+#pragma unroll
+          for (int nt = 0; nt < NKT; ++nt) {
+            const int64_t key = key_base + nt * 8 + 2 * c;
+            if (key <= t0) m0 = fmaxf(m0, s[nt][0]);
+            if (key + 1 <= t0) m0 = fmaxf(m0, s[nt][1]);
+            if (key <= t1) m1 = fmaxf(m1, s[nt][2]);
+            if (key + 1 <= t1) m1 = fmaxf(m1, s[nt][3]);
+          }
+          m0 = fmaxf(m0, __shfl_xor_sync(kFullMask, m0, 1));
+          m0 = fmaxf(m0, __shfl_xor_sync(kFullMask, m0, 2));
+          m1 = fmaxf(m1, __shfl_xor_sync(kFullMask, m1, 1));
+          m1 = fmaxf(m1, __shfl_xor_sync(kFullMask, m1, 2));
+          if (c == 0 && row0 >= 0 && m0 > -INFINITY) atomic_max_float(a.row_max + row0, m0);
+          if (c == 0 && row1 >= 0 && m1 > -INFINITY) atomic_max_float(a.row_max + row1, m1);
+        } else {
+          const float base0 = sm.max[stage][i0] * p.scale_log2, base1 = sm.max[stage][i1] * p.scale_log2;
+          float l0 = 0.f, l1 = 0.f;
+#pragma unroll
+          for (int nt = 0; nt < NKT; ++nt) {
+            const int64_t key = key_base + nt * 8 + 2 * c;
+            s[nt][0] = (row0 >= 0 && key <= t0) ? fast_exp2(fmaf(s[nt][0], p.scale_log2, -base0)) : 0.f;
+            s[nt][1] = (row0 >= 0 && key + 1 <= t0) ? fast_exp2(fmaf(s[nt][1], p.scale_log2, -base0)) : 0.f;
+            s[nt][2] = (row1 >= 0 && key <= t1) ? fast_exp2(fmaf(s[nt][2], p.scale_log2, -base1)) : 0.f;
+            s[nt][3] = (row1 >= 0 && key + 1 <= t1) ? fast_exp2(fmaf(s[nt][3], p.scale_log2, -base1)) : 0.f;
+            l0 += s[nt][0] + s[nt][1];
+            l1 += s[nt][2] + s[nt][3];
+          }
+          l0 += __shfl_xor_sync(kFullMask, l0, 1);
+          l0 += __shfl_xor_sync(kFullMask, l0, 2);
+          l1 += __shfl_xor_sync(kFullMask, l1, 1);
+          l1 += __shfl_xor_sync(kFullMask, l1, 2);
+          if (c == 0 && row0 >= 0) atomicAdd(a.row_sum + row0, l0);
+          if (c == 0 && row1 >= 0) atomicAdd(a.row_sum + row1, l1);
+          float o[ND][4];
+#pragma unroll
+          for (int nt = 0; nt < ND; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+#pragma unroll
+          for (int kk = 0; kk < KT / 16; ++kk) {
+            uint32_t ap[4];
+            ap[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            ap[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            ap[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            ap[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int np = 0; np < D / 16; ++np) {
+              uint32_t bv[4];
+              ldmatrix_x4_trans(bv, &sm.v[kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8][np * 16 + (lane / 16) * 8]);
+              mma_bf16(o[2 * np], ap, bv[0], bv[1]);
+              mma_bf16(o[2 * np + 1], ap, bv[2], bv[3]);
+            }
+          }
+          if (row0 >= 0) {
+            float* dst = a.out + row0 * D + 2 * c;
+#pragma unroll
+            for (int nt = 0; nt < ND; ++nt) red_add_v2(dst + nt * 8, o[nt][0], o[nt][1]);
+          }
+          if (row1 >= 0) {
+            float* dst = a.out + row1 * D + 2 * c;
+#pragma unroll
+            for (int nt = 0; nt < ND; ++nt) red_add_v2(dst + nt * 8, o[nt][2], o[nt][3]);
+          }
+        }
+        __syncthreads();
+      }
+      cp_async_wait<0>();
+    }
+    row = piece_end;
+  }
+}
+
+// out = accumulator / row_sum in bf16; lse = natural log-sum-exp of the scaled scores.
+__global__ void finalize_kernel(const float* __restrict__ acc, const float* __restrict__ row_max,
+                                const float* __restrict__ row_sum, __nv_bfloat16* __restrict__ out,
+                                float* __restrict__ lse, int64_t rows, int D, float scale_log2) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;  // 4 elements each
+  const int64_t row = i * 4 / D;
+  if (row >= rows) return;
+  const float inv = 1.f / row_sum[row];
+  const float4 x = reinterpret_cast<const float4*>(acc)[i];
+  uint2 packed;
+  packed.x = pack_bf16(x.x * inv, x.y * inv);
+  packed.y = pack_bf16(x.z * inv, x.w * inv);
+  reinterpret_cast<uint2*>(out)[i] = packed;
+  if ((i * 4) % D == 0) lse[row] = (row_max[row] * scale_log2 + __log2f(row_sum[row])) * kLn2;
+}
+
+template <int D, int KT>
+void launch_forward_keys(const KeysArgs& args, const Dims& p, int64_t ctas, cudaStream_t stream) {
+  const size_t smem = sizeof(KeysSmem<D, KT>);
+  auto max_pass = sparse_forward_keys_kernel<D, KT, true>;
+  auto sum_pass = sparse_forward_keys_kernel<D, KT, false>;
+  SSA_CUDA_CHECK(cudaFuncSetAttribute(max_pass, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  SSA_CUDA_CHECK(cudaFuncSetAttribute(sum_pass, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  if (ctas == 0) return;
+  max_pass<<<static_cast<unsigned>(ctas), 128, smem, stream>>>(args, p);
+  SSA_CUDA_CHECK_LAUNCH("sparse_forward_keys_kernel<max>");
+  sum_pass<<<static_cast<unsigned>(ctas), 128, smem, stream>>>(args, p);
+  SSA_CUDA_CHECK_LAUNCH("sparse_forward_keys_kernel<sum>");
+}
+
+template <int D, int KT>
+void launch_backward(const BackwardArgs& args, const Dims& p, cudaStream_t stream) {
+  const size_t smem = sizeof(BackwardSmem<D, KT>);
+  auto kernel = sparse_backward_kernel<D, KT>;
+  SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const int64_t per_cta = kTileRows * kTilesPerCta;
+  const int64_t grid = (args.rows_total + per_cta - 1) / per_cta;
+  if (grid == 0) return;
+  kernel<<<static_cast<unsigned>(grid), 128, smem, stream>>>(args, p);
+  SSA_CUDA_CHECK_LAUNCH("sparse_backward_kernel");
+}
+
+// Workspace of the key-major passes: float32 accumulators, per-row scalars and the inverted
+// selection (counts, offsets, entries, each CTA's first segment, scan scratch).
+struct Layout {
+  size_t acc, dk, dv, row_a, row_b, counts, offsets, entries, cta_segment, scan, total;
+  size_t scan_bytes;
+  int64_t entries_max;
+  int64_t ctas;  // CTAs of the key-major kernels
+};
+
+size_t align_up(size_t x) { return (x + 255) / 256 * 256; }
+
+Layout make_layout(const SparseAttentionShape& s, bool backward) {
+  const Segments seg = make_segments(s);
+  Layout l{};
+  l.entries_max = s.batch * s.length * s.selection_heads * s.slots;
+  size_t scan_bytes = 0;
+  SSA_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, static_cast<const int32_t*>(nullptr),
+                                               static_cast<int32_t*>(nullptr), static_cast<int64_t>(seg.count + 1)));
+  l.scan_bytes = scan_bytes;
+  size_t at = 0;
+  auto take = [&](size_t bytes) {
+    const size_t here = at;
+    at += align_up(bytes);
+    return here;
+  };
+  const size_t rows = static_cast<size_t>(s.batch * s.length * s.q_heads);
+  l.acc = take(sizeof(float) * rows * s.head_dim);
+  if (backward) {
+    l.dk = take(sizeof(float) * s.batch * s.length * s.kv_heads * s.head_dim);
+    l.dv = take(sizeof(float) * s.batch * s.length * s.kv_heads * s.head_dim);
+  }
+  l.row_a = take(sizeof(float) * rows);
+  if (!backward) l.row_b = take(sizeof(float) * rows);
+  l.counts = take(sizeof(int32_t) * (seg.count + 1));
+  l.offsets = take(sizeof(int32_t) * (seg.count + 1));
+  l.entries = take(sizeof(int32_t) * std::max<int64_t>(1, l.entries_max));
+  const int64_t per_cta = kTileRows * kTilesPerCta;
+  l.ctas = (l.entries_max * (s.q_heads / s.selection_heads) + per_cta - 1) / per_cta;
+  l.cta_segment = take(sizeof(int64_t) * std::max<int64_t>(1, l.ctas));
+  l.scan = take(scan_bytes);
+  l.total = at;
+  return l;
+}
+
+struct Index {
+  const int32_t* offsets;
+  const int32_t* entries;
+  const int64_t* cta_segment;
+};
+
+// Inverts the selection into segments (count, scan, place) and finds each CTA's first segment.
+Index build_index(const int32_t* selection, unsigned char* base, const Layout& layout, const Dims& p,
+                  const SparseAttentionShape& shape, cudaStream_t stream) {
+  const Segments seg = make_segments(shape);
+  int32_t* counts = reinterpret_cast<int32_t*>(base + layout.counts);
+  int32_t* offsets = reinterpret_cast<int32_t*>(base + layout.offsets);
+  int32_t* entries = reinterpret_cast<int32_t*>(base + layout.entries);
+  int64_t* cta_segment = reinterpret_cast<int64_t*>(base + layout.cta_segment);
+  SSA_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * (seg.count + 1), stream));
+  const int64_t selection_total = layout.entries_max;
+  const int threads = 256;
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>((selection_total + threads - 1) / threads, 65536));
+  index_kernel<false><<<grid, threads, 0, stream>>>(selection, counts, nullptr, nullptr, p, seg.query_chunk,
+                                                     seg.chunks, selection_total);
+  SSA_CUDA_CHECK_LAUNCH("index_kernel<count>");
+  size_t scan_bytes = layout.scan_bytes;
+  SSA_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(base + layout.scan, scan_bytes, counts, offsets,
+                                               static_cast<int64_t>(seg.count + 1), stream));
+  SSA_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * (seg.count + 1), stream));
+  index_kernel<true><<<grid, threads, 0, stream>>>(selection, counts, offsets, entries, p, seg.query_chunk,
+                                                    seg.chunks, selection_total);
+  SSA_CUDA_CHECK_LAUNCH("index_kernel<fill>");
+  if (layout.ctas > 0) {
+    cta_segments_kernel<<<static_cast<unsigned>((layout.ctas + 255) / 256), 256, 0, stream>>>(
+        offsets, seg.count, kTileRows * kTilesPerCta, p.R, layout.ctas, cta_segment);
+    SSA_CUDA_CHECK_LAUNCH("cta_segments_kernel");
+  }
+  return {offsets, entries, cta_segment};
+}
+
+void fail(const std::string& what) { throw std::invalid_argument("sparse attention kernels: " + what); }
+
+}  // namespace
+
+void check_sparse_attention_shape(const SparseAttentionShape& s) {
+  if (s.batch < 1 || s.length < 1) fail("empty input");
+  if (s.head_dim != 64 && s.head_dim != 128) fail("head_dim must be 64 or 128");
+  if (s.kv_heads < 1 || s.q_heads % s.kv_heads != 0) fail("q_heads must be a multiple of kv_heads");
+  if (s.selection_heads < s.kv_heads || s.selection_heads % s.kv_heads != 0 || s.q_heads % s.selection_heads != 0) {
+    fail("selection heads must be a multiple of kv_heads dividing q_heads");
+  }
+  if (s.q_heads / s.selection_heads > 16) fail("more than 16 query heads share one selection");
+  if (s.block_size != 16 && s.block_size != 32 && s.block_size != 64 && s.block_size != 128) {
+    fail("block_size must be 16, 32, 64 or 128");
+  }
+  const int64_t blocks = (s.length + s.block_size - 1) / s.block_size;
+  if (s.slots < 1 || s.slots > 64 || s.slots > blocks) fail("slots must be in [1, min(64, number of blocks)]");
+  if (s.batch * s.length * s.selection_heads * s.slots >= (int64_t{1} << 31)) fail("too many selection entries");
+  if (s.batch * s.length * s.q_heads * s.slots >= (int64_t{1} << 40)) fail("too many rows");
+}
+
+ForwardPlan choose_forward_plan(const SparseAttentionShape& s) {
+  // Per gathered (row, block): query-major moves the block's K and V once per selection row, so
+  // its cost grows as Bs / R (R query heads share the selection); key-major moves the query row
+  // twice and reduces a float32 output row, whatever Bs. On an H100 (2026-11-25, D 64) the two
+  // met near Bs = 5 R: 3.2 vs 4.2 ms at Bs 16, R 4; 11.5 vs 4.4 ms at Bs 64, R 4.
+  const int64_t R = s.q_heads / s.selection_heads;
+  return s.block_size >= 6 * R ? ForwardPlan::kKeyMajor : ForwardPlan::kQueryMajor;
+}
+
+size_t sparse_attention_forward_workspace_bytes(const SparseAttentionShape& shape, ForwardPlan plan) {
+  check_sparse_attention_shape(shape);
+  if (plan == ForwardPlan::kAuto) plan = choose_forward_plan(shape);
+  return plan == ForwardPlan::kKeyMajor ? make_layout(shape, false).total : 0;
+}
+
+void sparse_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                              const int32_t* selection, __nv_bfloat16* out, float* lse, void* workspace,
+                              const SparseAttentionShape& shape, cudaStream_t stream, ForwardPlan plan) {
+  check_sparse_attention_shape(shape);
+  const Dims p = make_dims(shape);
+  if (plan == ForwardPlan::kAuto) plan = choose_forward_plan(shape);
+  if (plan == ForwardPlan::kQueryMajor) {
+    const bool two_tiles = p.R > 8;
+    if (p.D == 64) {
+      if (two_tiles) launch_forward<64, 2, 4>(q, k, v, selection, out, lse, p, shape.batch, stream);
+      else launch_forward<64, 1, 4>(q, k, v, selection, out, lse, p, shape.batch, stream);
+    } else {
+      if (two_tiles) launch_forward<128, 2, 3>(q, k, v, selection, out, lse, p, shape.batch, stream);
+      else launch_forward<128, 1, 3>(q, k, v, selection, out, lse, p, shape.batch, stream);
+    }
+    return;
+  }
+  if (workspace == nullptr) fail("the key-major forward needs its workspace");
+  const Layout layout = make_layout(shape, false);
+  auto* base = static_cast<unsigned char*>(workspace);
+  const int64_t rows = shape.batch * shape.length * shape.q_heads;
+  float* acc = reinterpret_cast<float*>(base + layout.acc);
+  float* row_max = reinterpret_cast<float*>(base + layout.row_a);
+  float* row_sum = reinterpret_cast<float*>(base + layout.row_b);
+  SSA_CUDA_CHECK(cudaMemsetAsync(acc, 0, sizeof(float) * rows * p.D, stream));
+  SSA_CUDA_CHECK(cudaMemsetAsync(row_max, 0xff, sizeof(float) * rows, stream));
+  SSA_CUDA_CHECK(cudaMemsetAsync(row_sum, 0, sizeof(float) * rows, stream));
+  const Index index = build_index(selection, base, layout, p, shape, stream);
+  const Segments seg = make_segments(shape);
+  KeysArgs args{};
+  args.q = q;
+  args.k = k;
+  args.v = v;
+  args.offsets = index.offsets;
+  args.entries = index.entries;
+  args.cta_segment = index.cta_segment;
+  args.row_max = row_max;
+  args.row_sum = row_sum;
+  args.out = acc;
+  args.segments = seg.count;
+  args.chunks = seg.chunks;
+  args.rows_total = layout.entries_max * p.R;
+  if (p.D == 64) {
+    if (p.Bs >= 64) launch_forward_keys<64, 64>(args, p, layout.ctas, stream);
+    else if (p.Bs == 32) launch_forward_keys<64, 32>(args, p, layout.ctas, stream);
+    else launch_forward_keys<64, 16>(args, p, layout.ctas, stream);
+  } else {
+    if (p.Bs >= 32) launch_forward_keys<128, 32>(args, p, layout.ctas, stream);
+    else launch_forward_keys<128, 16>(args, p, layout.ctas, stream);
+  }
+  const int64_t quads = rows * p.D / 4;
+  finalize_kernel<<<static_cast<unsigned>((quads + 255) / 256), 256, 0, stream>>>(acc, row_max, row_sum, out, lse,
+                                                                                 rows, p.D, p.scale_log2);
+  SSA_CUDA_CHECK_LAUNCH("finalize_kernel");
+}
+
+size_t sparse_attention_backward_workspace_bytes(const SparseAttentionShape& shape) {
+  check_sparse_attention_shape(shape);
+  return make_layout(shape, true).total;
+}
+
+void sparse_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                               const __nv_bfloat16* out, const __nv_bfloat16* grad_out, const float* lse,
+                               const int32_t* selection, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
+                               void* workspace, const SparseAttentionShape& shape, cudaStream_t stream) {
+  check_sparse_attention_shape(shape);
+  const Dims p = make_dims(shape);
+  const Segments seg = make_segments(shape);
+  const Layout layout = make_layout(shape, true);
+  auto* base = static_cast<unsigned char*>(workspace);
+  float* dq_acc = reinterpret_cast<float*>(base + layout.acc);
+  float* dk_acc = reinterpret_cast<float*>(base + layout.dk);
+  float* dv_acc = reinterpret_cast<float*>(base + layout.dv);
+  float* delta = reinterpret_cast<float*>(base + layout.row_a);
+
+  const int64_t q_elems = shape.batch * shape.length * shape.q_heads * shape.head_dim;
+  const int64_t kv_elems = shape.batch * shape.length * shape.kv_heads * shape.head_dim;
+  SSA_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, sizeof(float) * q_elems, stream));
+  SSA_CUDA_CHECK(cudaMemsetAsync(dk_acc, 0, sizeof(float) * kv_elems, stream));
+  SSA_CUDA_CHECK(cudaMemsetAsync(dv_acc, 0, sizeof(float) * kv_elems, stream));
+  const Index index = build_index(selection, base, layout, p, shape, stream);
+
+  const int64_t rows = shape.batch * shape.length * shape.q_heads;
+  delta_kernel<<<static_cast<unsigned>((rows * 8 + 255) / 256), 256, 0, stream>>>(out, grad_out, delta, rows, p.D);
+  SSA_CUDA_CHECK_LAUNCH("delta_kernel");
+
+  BackwardArgs args{};
+  args.q = q;
+  args.k = k;
+  args.v = v;
+  args.grad_out = grad_out;
+  args.lse = lse;
+  args.delta = delta;
+  args.offsets = index.offsets;
+  args.entries = index.entries;
+  args.cta_segment = index.cta_segment;
+  args.dq = dq_acc;
+  args.dk = dk_acc;
+  args.dv = dv_acc;
+  args.segments = seg.count;
+  args.query_chunk = seg.query_chunk;
+  args.chunks = seg.chunks;
+  args.rows_total = layout.entries_max * p.R;
+  if (p.D == 64) {
+    if (p.Bs >= 64) launch_backward<64, 64>(args, p, stream);
+    else if (p.Bs == 32) launch_backward<64, 32>(args, p, stream);
+    else launch_backward<64, 16>(args, p, stream);
+  } else {
+    if (p.Bs >= 32) launch_backward<128, 32>(args, p, stream);
+    else launch_backward<128, 16>(args, p, stream);
+  }
+
+  auto convert = [&](const float* src, __nv_bfloat16* dst, int64_t n) {
+    const int64_t n4 = n / 4;  // D is a multiple of 64, so n is a multiple of 4
+    const unsigned grid = static_cast<unsigned>(std::min<int64_t>((n4 + 255) / 256, 65536));
+    to_bf16_kernel<<<grid, 256, 0, stream>>>(src, dst, n4);
+    SSA_CUDA_CHECK_LAUNCH("to_bf16_kernel");
+  };
+  convert(dq_acc, dq, q_elems);
+  convert(dk_acc, dk, kv_elems);
+  convert(dv_acc, dv, kv_elems);
+}
+
+}  // namespace ssa::kernels

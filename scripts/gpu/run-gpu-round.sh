@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# One round on the GPU machine (the device tool's lent H100/H200): unpack the carried Debian
+# packages into a private prefix, configure and build the CUDA build, run the GPU tests and the
+# attention benchmark, and leave logs and JSON under $OUT. Run from the repository root with
+# `.devdeps` carried. Environment knobs:
+#   SSA_GPU_STEPS    steps to run, any of "build test bench" (default: all three)
+#   SSA_GPU_TARGETS  ninja targets (default: ssa ssa_test_kernels)
+#   SSA_GTEST_FILTER GoogleTest filter for ssa_test_kernels (default: all)
+#   SSA_BENCH_ARGS   extra arguments for `ssa bench attention`
+#   SSA_GPU_KERNELS_ONLY=1  skip the full build, build scripts/gpu/kernels-only directly
+#   SSA_GPU_PROFILE=1       Nsight Compute reports of the attention kernels (kernels-only build)
+#   SSA_PROFILE_ARGS        benchmark arguments while profiling
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+out=${OUT:-$root/build-gpu/out}
+mkdir -p "$out"
+steps=${SSA_GPU_STEPS:-build test bench}
+targets=${SSA_GPU_TARGETS:-ssa ssa_test_kernels}
+build=$root/build-gpu
+prefix=/tmp/devdeps
+
+log() { echo "[gpu-round $(date +%H:%M:%S)] $*"; }
+
+log "device: $(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit,driver_version \
+  --format=csv,noheader 2>&1)"
+
+# Debian bookworm packages (yaml-cpp, spdlog, fmt, CLI11, GoogleTest, nlohmann-json, PCRE2, zstd)
+# go to a private prefix, never into /.
+mkdir -p "$prefix"
+for f in .devdeps/*.deb; do dpkg -x "$f" "$prefix"; done
+multiarch=$prefix/usr/lib/x86_64-linux-gnu
+export PKG_CONFIG_PATH=$multiarch/pkgconfig:$prefix/usr/share/pkgconfig
+# The packages' .pc files say prefix=/usr; the sysroot maps them into the private prefix.
+export PKG_CONFIG_SYSROOT_DIR=$prefix
+export LD_LIBRARY_PATH=$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export CUDACXX=${CUDACXX:-/usr/local/cuda/bin/nvcc}
+export PATH=/usr/local/cuda/bin:$PATH
+
+status=0
+test_bin=$build/tests/ssa_test_kernels
+bench=("$build/ssa" bench attention)
+if [[ " $steps " == *" build "* ]]; then
+  torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  log "configure (torch at $torch_prefix)"
+  start=$(date +%s)
+  full_ok=1
+  if [[ ${SSA_GPU_KERNELS_ONLY:-0} == 1 ]]; then
+    full_ok=0
+  elif ! cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$torch_prefix;$prefix/usr" -DSSA_CUDA_ARCH=90a > "$out/build.log" 2>&1; then
+    tail -20 "$out/build.log"
+    full_ok=0
+  fi
+  if [[ $full_ok -eq 1 ]]; then
+    log "build $targets"
+    # shellcheck disable=SC2086
+    if ! ninja -C "$build" -j16 $targets >> "$out/build.log" 2>&1; then
+      log "full build FAILED; first errors:"
+      grep -E -A8 "FAILED|error:" "$out/build.log" | head -60
+      full_ok=0
+    fi
+  fi
+  if [[ $full_ok -eq 0 ]]; then
+    # Unrelated in-progress files must not cost the round: build the kernels, their binding,
+    # tests and benchmark alone.
+    log "falling back to scripts/gpu/kernels-only"
+    kbuild=$root/build-gpu-kernels
+    if cmake -S "$root/scripts/gpu/kernels-only" -B "$kbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+         -DCMAKE_PREFIX_PATH="$torch_prefix;$prefix/usr" >> "$out/build.log" 2>&1 &&
+       ninja -C "$kbuild" -j16 >> "$out/build.log" 2>&1; then
+      test_bin=$kbuild/ssa_test_kernels
+      bench=("$kbuild/ssa_bench_attention")
+    else
+      grep -E -A8 "FAILED|error:" "$out/build.log" | tail -80
+      status=1
+    fi
+  fi
+  log "build took $(( $(date +%s) - start )) s"
+  grep -h -E "registers|spill|bytes stack|Compiling entry" "$out/build.log" 2>/dev/null | grep -v cub | \
+    sed 's/_ZN3ssa7kernels[0-9A-Za-z_]*_cu_[0-9a-f]*//' > "$out/ptxas.txt" || true
+fi
+
+if [[ $status -eq 0 && " $steps " == *" test "* && -x $test_bin ]]; then
+  log "kernel tests"
+  timeout "${SSA_TEST_TIMEOUT:-300}" "$test_bin" --gtest_filter="${SSA_GTEST_FILTER:-*}" \
+    --gtest_output=json:"$out/kernel-tests.json" > "$out/kernel-tests.log" 2>&1 || status=1
+  grep -E "^\[ *(OK|FAILED|PASSED|RUN) *\]|Failure|error|Expected|Which is|relative|seed|max abs|^    " \
+    "$out/kernel-tests.log" | grep -v "^\[ RUN" | head -150
+  tail -3 "$out/kernel-tests.log"
+fi
+
+if [[ ${SSA_GPU_PROFILE:-0} == 1 && ${bench[0]} == *ssa_bench_attention ]]; then
+  ncu_bin=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [[ -n $ncu_bin ]]; then
+    log "profiling with $ncu_bin"
+    for kernel in block_select_kernel sparse_forward_kernel sparse_forward_keys_kernel sparse_backward_kernel; do
+      count=1
+      [[ $kernel == sparse_forward_keys_kernel ]] && count=2
+      # shellcheck disable=SC2086
+      timeout 150 "$ncu_bin" -k "regex:$kernel" -c $count --section SpeedOfLight --section Occupancy \
+        --section LaunchStats --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
+        --section MemoryWorkloadAnalysis "${bench[@]}" --out /tmp/profile-bench.json \
+        ${SSA_PROFILE_ARGS:---lengths 32768 --kv-heads 8 --budgets 16x16 --dense 0 --repeats 1 --warmup 1} \
+        >> "$out/profile.txt" 2>&1
+    done
+    grep -E "^  [a-z_]+kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Warp Cycles Per Issued|No Eligible|Theoretical Occupancy|Executed Ipc A" \
+      "$out/profile.txt" | head -120
+  else
+    log "no ncu on this machine"
+  fi
+fi
+
+if [[ " $steps " == *" bench "* && -x ${bench[0]} ]]; then
+  log "attention benchmark"
+  # shellcheck disable=SC2086
+  timeout "${SSA_BENCH_TIMEOUT:-240}" "${bench[@]}" --out "$out/attention-bench.json" ${SSA_BENCH_ARGS:-} \
+    > "$out/attention-bench.md" 2>&1 || status=1
+  cat "$out/attention-bench.md"
+fi
+log "done, status $status"
+exit $status
