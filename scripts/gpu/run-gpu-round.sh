@@ -3,12 +3,12 @@
 # packages into a private prefix, configure and build the CUDA build, run the GPU tests and the
 # attention benchmark, and leave logs and JSON under $OUT. Run from the repository root with
 # `.devdeps` carried. Environment knobs:
-#   SSA_GPU_STEPS    steps to run, any of "build test bench" (default: all three)
+#   SSA_GPU_STEPS    steps to run, any of "build test suite bench" (default: build test bench);
+#                    suite = the whole CTest suite of the CUDA build (needs SSA_TOKENIZER_JSON)
 #   SSA_GPU_TARGETS  ninja targets (default: ssa ssa_test_kernels)
 #   SSA_GTEST_FILTER GoogleTest filter for ssa_test_kernels (default: all)
 #   SSA_BENCH_ARGS   extra arguments for `ssa bench attention`
-#   SSA_GPU_KERNELS_ONLY=1  skip the full build, build scripts/gpu/kernels-only directly
-#   SSA_GPU_PROFILE=1       Nsight Compute reports of the attention kernels (kernels-only build)
+#   SSA_GPU_PROFILE=1       Nsight Compute reports of the attention kernels
 #   SSA_PROFILE_ARGS        benchmark arguments while profiling
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,35 +44,16 @@ if [[ " $steps " == *" build "* ]]; then
   torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
   log "configure (torch at $torch_prefix)"
   start=$(date +%s)
-  full_ok=1
-  if [[ ${SSA_GPU_KERNELS_ONLY:-0} == 1 ]]; then
-    full_ok=0
-  elif ! cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  if ! cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_PREFIX_PATH="$torch_prefix;$prefix/usr" -DSSA_CUDA_ARCH=90a > "$out/build.log" 2>&1; then
     tail -20 "$out/build.log"
-    full_ok=0
-  fi
-  if [[ $full_ok -eq 1 ]]; then
+    status=1
+  else
     log "build $targets"
     # shellcheck disable=SC2086
     if ! ninja -C "$build" -j16 $targets >> "$out/build.log" 2>&1; then
-      log "full build FAILED; first errors:"
+      log "build FAILED; first errors:"
       grep -E -A8 "FAILED|error:" "$out/build.log" | head -60
-      full_ok=0
-    fi
-  fi
-  if [[ $full_ok -eq 0 ]]; then
-    # Unrelated in-progress files must not cost the round: build the kernels, their binding,
-    # tests and benchmark alone.
-    log "falling back to scripts/gpu/kernels-only"
-    kbuild=$root/build-gpu-kernels
-    if cmake -S "$root/scripts/gpu/kernels-only" -B "$kbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-         -DCMAKE_PREFIX_PATH="$torch_prefix;$prefix/usr" >> "$out/build.log" 2>&1 &&
-       ninja -C "$kbuild" -j16 >> "$out/build.log" 2>&1; then
-      test_bin=$kbuild/ssa_test_kernels
-      bench=("$kbuild/ssa_bench_attention")
-    else
-      grep -E -A8 "FAILED|error:" "$out/build.log" | tail -80
       status=1
     fi
   fi
@@ -90,7 +71,13 @@ if [[ $status -eq 0 && " $steps " == *" test "* && -x $test_bin ]]; then
   tail -3 "$out/kernel-tests.log"
 fi
 
-if [[ ${SSA_GPU_PROFILE:-0} == 1 && ${bench[0]} == *ssa_bench_attention ]]; then
+if [[ $status -eq 0 && " $steps " == *" suite "* ]]; then
+  log "whole test suite (CTest)"
+  ctest --test-dir "$build" -j8 --output-on-failure > "$out/ctest.log" 2>&1 || status=1
+  grep -E "tests passed|\*\*\*Failed|Total Test time" "$out/ctest.log" | head -40
+fi
+
+if [[ ${SSA_GPU_PROFILE:-0} == 1 ]]; then
   ncu_bin=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [[ -n $ncu_bin ]]; then
     log "profiling with $ncu_bin"

@@ -64,7 +64,7 @@ struct BenchOptions {
   unsigned threads = std::max(1u, std::thread::hardware_concurrency());
 };
 
-// Pieces of about `target` bytes, cut after a newline so that no word is split.
+// Pieces of about `target` bytes, each ending with a newline (as documents would).
 std::vector<std::string_view> split_at_lines(std::string_view text, size_t target) {
   std::vector<std::string_view> pieces;
   while (!text.empty()) {

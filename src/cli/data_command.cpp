@@ -1,4 +1,4 @@
-// `ssa data ...`: tokenizer and token shard commands (see ssa/cli/data_commands.h).
+// `ssa data ...`: tokenizer commands (see ssa/cli/data_commands.h).
 #include <CLI/CLI.hpp>
 
 #include "ssa/cli/command.h"
@@ -8,10 +8,9 @@ namespace ssa::cli {
 namespace {
 
 const Registration kRegistration("data", [](CLI::App& app) {
-  auto* data = app.add_subcommand("data", "Tokenize text and build or inspect token shards");
+  auto* data = app.add_subcommand("data", "Tokenizer commands: text to token ids and back");
   data->require_subcommand(1);
   add_data_codec_commands(*data);
-  add_data_shard_commands(*data);
 });
 
 }  // namespace

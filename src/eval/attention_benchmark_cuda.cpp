@@ -10,13 +10,12 @@
 #include <array>
 #include <chrono>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "ssa/attention/sparse_attention_cuda.h"
+#include "ssa/io/atomic_file.h"
 #include "ssa/util/error.h"
 
 namespace ssa::eval {
@@ -295,17 +294,7 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
     }
   }
   report["rows"] = rows;
-  if (!o.out.empty()) {
-    // Temporary name, then rename: an interrupted run never leaves a truncated file.
-    const std::filesystem::path path(o.out);
-    const std::filesystem::path temporary = path.string() + ".tmp";
-    {
-      std::ofstream file(temporary);
-      if (!file) throw UsageError("cannot write " + temporary.string());
-      file << report.dump(2) << "\n";
-    }
-    std::filesystem::rename(temporary, path);
-  }
+  if (!o.out.empty()) io::write_file_atomic(o.out, report.dump(2) + "\n");
 }
 
 }  // namespace ssa::eval

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "ssa/io/remove_tree.h"
 #include "ssa/util/error.h"
 
 namespace ssa::io {
@@ -147,7 +148,7 @@ void write_directory_atomic(const fs::path& folder, const std::function<void(con
   const fs::path staging = staging_path(target);
   const fs::path parent = folder_of(target);
   std::error_code error;
-  fs::remove_all(staging, error);
+  remove_tree(staging, error);
   if (error) throw_errno(error.value(), fmt::format("remove stale {}", staging.string()));
   fs::create_directories(staging, error);
   if (error) throw UsageError(fmt::format("cannot create {}: {}", staging.string(), error.message()));
@@ -155,13 +156,13 @@ void write_directory_atomic(const fs::path& folder, const std::function<void(con
     fill(staging);
     fsync_directory(staging);
   } catch (...) {
-    fs::remove_all(staging, error);
+    remove_tree(staging, error);
     throw;
   }
 
   const bool replacing = fs::exists(fs::symlink_status(target));
   if (replacing && !fs::is_directory(fs::symlink_status(target))) {
-    fs::remove_all(staging, error);
+    remove_tree(staging, error);
     throw UsageError(fmt::format("cannot replace {}: it exists and is not a folder", target.string()));
   }
   if (!replacing) {
@@ -171,7 +172,7 @@ void write_directory_atomic(const fs::path& folder, const std::function<void(con
   // rename(2) cannot replace a non-empty folder; RENAME_EXCHANGE swaps both names in one step.
   if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
     fsync_directory(parent);
-    fs::remove_all(staging, error);  // now the old content
+    remove_tree(staging, error);  // now the old content
     if (error) throw_errno(error.value(), fmt::format("remove old {}", staging.string()));
     return;
   }
@@ -182,10 +183,10 @@ void write_directory_atomic(const fs::path& folder, const std::function<void(con
   // content at the staging name and the old one at `<folder>.old`.
   fs::path old = target;
   old += ".old";
-  fs::remove_all(old, error);
+  remove_tree(old, error);
   rename_atomic(target, old);
   rename_atomic(staging, target);
-  fs::remove_all(old, error);
+  remove_tree(old, error);
   if (error) throw_errno(error.value(), fmt::format("remove old {}", old.string()));
 }
 

@@ -130,8 +130,11 @@ TEST_P(BlockSelectTest, MatchesFloat64TopK) {
     }
   }
   EXPECT_EQ(st.failures, 0);
-  // Disagreements in order are near-ties; they must stay rare.
-  EXPECT_GE(static_cast<double>(st.exact), 0.98 * static_cast<double>(st.rows)) << st.exact << " of " << st.rows;
+  // Rows that passed the check above but differ from the float64 order hold near-ties (within
+  // float32 rounding); they must stay rare. Long sequences have more candidates per row, so more
+  // near-ties: allow 2% of the rows, and at least two of a small sample.
+  const int64_t inexact = st.rows - st.exact;
+  EXPECT_LE(inexact, std::max<int64_t>(2, st.rows / 50)) << st.exact << " of " << st.rows << " rows exact";
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,27 +1,30 @@
 // A fresh temporary directory per test, removed when the test ends.
 #pragma once
 
-#include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <random>
 #include <string>
+
+#include "ssa/io/remove_tree.h"
 
 namespace ssa::test {
 
 class TempDir {
  public:
+  // Named from the process id, a counter and a random number.
   TempDir() {
+    static std::atomic<int> counter{0};
     std::random_device rd;
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "ssa";
     path_ = std::filesystem::temp_directory_path() /
-            ("ssa-test-" + name + "-" + std::to_string(rd()));
+            ("ssa-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
     std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    io::remove_tree(path_, ec);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
