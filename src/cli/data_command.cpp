@@ -8,9 +8,10 @@ namespace ssa::cli {
 namespace {
 
 const Registration kRegistration("data", [](CLI::App& app) {
-  auto* data = app.add_subcommand("data", "Tokenizer commands: text to token ids and back");
+  auto* data = app.add_subcommand("data", "Tokenize text, build and inspect token shards");
   data->require_subcommand(1);
   add_data_codec_commands(*data);
+  add_data_shard_commands(*data);
 });
 
 }  // namespace

@@ -11,7 +11,9 @@
 
 #include "ssa/attention/attention_statistics.h"
 #include "ssa/cli/command.h"
+#include "ssa/data/shard_set.h"
 #include "ssa/data/tokenizer.h"
+#include "ssa/data/validation_split.h"
 #include "ssa/eval/eval_settings.h"
 #include "ssa/eval/generation.h"
 #include "ssa/eval/model_loglikelihood.h"
@@ -37,6 +39,9 @@ struct EvalOptions {
   std::vector<std::string> tasks;
   // perplexity
   int64_t max_length = 8192, stride = 0;
+  std::string shard_format = "datatrove";
+  double shard_fraction = 0.001;  // the trainer's default data.validation_fraction
+  int64_t shard_documents = 0;    // > 0 replaces shard_fraction, as data.validation_documents
   std::vector<int64_t> pg19_contexts{4096, 8192, 16384, 32768};
   int64_t pg19_stride = 256;
   // statistics
@@ -60,13 +65,13 @@ struct Task {
 };
 
 std::vector<Task> parse_tasks(const std::vector<std::string>& specs) {
-  static const std::set<std::string> kinds{"ppl-text", "ppl-tokens", "pg19", "stats", "mc", "niah"};
+  static const std::set<std::string> kinds{"ppl-text", "ppl-tokens", "ppl-shards", "pg19", "stats", "mc", "niah"};
   std::vector<Task> tasks;
   for (const auto& spec : specs) {
     const auto colon = spec.find(':');
     Task t{spec.substr(0, colon), colon == std::string::npos ? "" : spec.substr(colon + 1)};
     if (!kinds.count(t.kind)) {
-      throw UsageError("--tasks: unknown task '" + t.kind + "' (ppl-text:FILE, ppl-tokens:FILE, pg19:FILE, stats[:FILE], mc:FILE, niah)");
+      throw UsageError("--tasks: unknown task '" + t.kind + "' (ppl-text:FILE, ppl-tokens:FILE, ppl-shards:DIR, pg19:FILE, stats[:FILE], mc:FILE, niah)");
     }
     if (t.argument.empty() && t.kind != "stats" && t.kind != "niah") throw UsageError("--tasks: " + t.kind + " needs :FILE");
     tasks.push_back(t);
@@ -143,6 +148,7 @@ class Evaluator {
       fmt::print(stderr, "[{}] {}{}{}\n", setting.label(), task.kind, task.argument.empty() ? "" : ":", task.argument);
       if (task.kind == "ppl-text") text_perplexity(task, forward, run, summary);
       if (task.kind == "ppl-tokens") token_perplexity(task, forward, run, summary);
+      if (task.kind == "ppl-shards") shard_perplexity(task, forward, run, summary);
       if (task.kind == "pg19") pg19(task, forward, run, summary);
       if (task.kind == "stats") statistics(task, tasks, setting, forward, run, summary);
       if (task.kind == "mc") multiple_choice(task, forward, run, summary);
@@ -191,6 +197,45 @@ class Evaluator {
     run["ppl_tokens"][stem(task.argument)] = Json{{"token_perplexity", totals.token_perplexity()},
                                                   {"nll", totals.nll}, {"tokens", totals.tokens}};
     summary[stem(task.argument) + " token_ppl"] = totals.token_perplexity();
+  }
+
+  // Index-less formats split documents at the model's end-of-text token, as the trainer's default.
+  data::ShardSetOptions shard_options() const {
+    data::ShardSetOptions options;
+    options.format = data::parse_shard_format(o_.shard_format);
+    options.separator = data::DocumentSeparator{static_cast<uint32_t>(model_->config().eos_token_id), true};
+    return options;
+  }
+
+  // The documents a training run on this folder holds out (data/validation_split.h), with the
+  // same held-out count rule, so that the figure compares with the trainer's validation loss.
+  void shard_perplexity(const Task& task, const model::ForwardOptions& forward, Json& run, Json& summary) {
+    const auto set = data::ShardSet::open(task.argument, shard_options());
+    const uint64_t documents = set.document_count();
+    uint64_t held_out = static_cast<uint64_t>(o_.shard_documents);
+    if (held_out == 0) held_out = std::max<uint64_t>(1, std::llround(o_.shard_fraction * static_cast<double>(documents)));
+    if (held_out >= documents) {
+      throw UsageError(fmt::format("ppl-shards:{}: {} held-out documents asked of a folder of {}", task.argument,
+                                   held_out, documents));
+    }
+    const data::ValidationSplit split(documents, held_out);
+    const auto vocab = static_cast<uint32_t>(model_->config().vocab_size);
+    eval::PerplexityTotals totals;
+    for (uint64_t i = 0; i < split.validation_documents(); ++i) {
+      const auto doc = set.document(split.validation_document(i));
+      std::vector<uint32_t> ids(doc.length);
+      doc.shard->copy_tokens(doc.begin, doc.length, ids.data());
+      if (ids.size() < 2) continue;
+      for (uint32_t id : ids) {
+        if (id >= vocab) throw FormatError(fmt::format("ppl-shards:{}: token {} is outside the model's vocabulary of {}", task.argument, id, vocab));
+      }
+      totals.nll += eval::rolling_nll(model_, std::vector<int64_t>(ids.begin(), ids.end()), prefix(), o_.max_length, stride(), forward);
+      totals.tokens += static_cast<int64_t>(ids.size());
+    }
+    const std::string name = std::filesystem::path(task.argument).filename().string();
+    run["ppl_shards"][name] = Json{{"token_perplexity", totals.token_perplexity()}, {"nll", totals.nll},
+                                   {"tokens", totals.tokens}, {"documents", held_out}};
+    summary[name + " token_ppl"] = totals.token_perplexity();
   }
 
   void pg19(const Task& task, const model::ForwardOptions& forward, Json& run, Json& summary) {
@@ -341,6 +386,7 @@ const Registration kRegistration("eval", [](CLI::App& app) {
   cmd->add_option("--model,-m", o->model, "Model folder (config.json + model.safetensors)")->required();
   cmd->add_option("--tasks", o->tasks,
                   "Comma-separated: ppl-text:FILE (text or .jsonl of {\"text\"}), ppl-tokens:FILE (token ids per line), "
+                  "ppl-shards:DIR (held-out documents of a token-shard folder), "
                   "pg19:FILE, stats[:FILE], mc:FILE (items JSONL), niah")
       ->required()->delimiter(',');
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json (needed by every task on text)");
@@ -353,6 +399,12 @@ const Registration kRegistration("eval", [](CLI::App& app) {
   cmd->add_option("--selection", o->selection, "group | head (default: the folder's)")->check(CLI::IsMember({"group", "head"}));
   cmd->add_option("--max-length", o->max_length, "Context of perplexity windows and multiple choice")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--stride", o->stride, "Tokens scored per perplexity window after the first (default: max length, as lm-eval)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--shard-format", o->shard_format, "Token file layout of ppl-shards folders")->capture_default_str()
+      ->check(CLI::IsMember({"datatrove", "llmc", "raw_u16", "raw_u32"}));
+  cmd->add_option("--shard-fraction", o->shard_fraction, "Held-out fraction of the documents of ppl-shards folders")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--shard-documents", o->shard_documents, "Held-out documents of ppl-shards folders (replaces --shard-fraction)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--pg19-contexts", o->pg19_contexts, "Context lengths of the pg19 task")->capture_default_str()->delimiter(',');
   cmd->add_option("--pg19-stride", o->pg19_stride, "Tokens scored per sliding window of the pg19 task")->capture_default_str()

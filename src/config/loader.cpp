@@ -170,6 +170,62 @@ void validate(const Config& c) {
   require(s.p_full >= 0.0 && s.p_full <= 1.0, "ssa.p_full", fmt::format("must be in [0, 1], got {}", s.p_full));
   require(s.align.beta > 0, "ssa.align.beta", "must be positive");
   require(s.align.alpha >= 0, "ssa.align.alpha", "must not be negative");
+
+  const auto& t = c.train;
+  for (const auto& [key, value] :
+       std::vector<std::pair<const char*, int64_t>>{{"train.steps", t.steps},
+                                                     {"train.seq_len", t.seq_len},
+                                                     {"train.micro_batch_size", t.micro_batch_size},
+                                                     {"train.global_batch_size", t.global_batch_size},
+                                                     {"train.max_bad_steps", t.max_bad_steps},
+                                                     {"train.activation_checkpointing_every", t.activation_checkpointing_every},
+                                                     {"checkpoint.keep_last", c.checkpoint.keep_last},
+                                                     {"eval.batches", c.eval.batches},
+                                                     {"log.every", c.log.every}}) {
+    require(value > 0, key, fmt::format("must be positive, got {}", value));
+  }
+  for (const auto& [key, value] :
+       std::vector<std::pair<const char*, int64_t>>{{"train.global_batch_tokens", t.global_batch_tokens},
+                                                     {"train.seed", t.seed},
+                                                     {"schedule.warmup_steps", c.schedule.warmup_steps},
+                                                     {"checkpoint.every", c.checkpoint.every},
+                                                     {"checkpoint.keep_every", c.checkpoint.keep_every},
+                                                     {"eval.every", c.eval.every}}) {
+    require(value >= 0, key, fmt::format("must not be negative, got {}", value));
+  }
+  require(!t.run_dir.empty(), "train.run_dir", "must name a folder");
+  const auto& d = c.data;
+  require(d.weights.empty() || d.weights.size() == d.paths.size(), "data.weights",
+          fmt::format("has {} entries for {} data.paths", d.weights.size(), d.paths.size()));
+  for (double w : d.weights) require(w >= 0, "data.weights", "must not be negative");
+  require(d.validation_fraction >= 0 && d.validation_fraction < 1, "data.validation_fraction",
+          fmt::format("must be in [0, 1), got {}", d.validation_fraction));
+  require(d.validation_documents >= 0, "data.validation_documents", "must not be negative");
+  require(d.prefetch_depth >= 1, "data.prefetch_depth", "must be at least 1");
+  if (t.global_batch_tokens > 0) {
+    require(t.global_batch_tokens % t.seq_len == 0, "train.global_batch_tokens",
+            fmt::format("{} is not a multiple of train.seq_len = {}", t.global_batch_tokens, t.seq_len));
+  }
+  const int64_t sequences = t.sequences_per_step();
+  require(sequences % t.micro_batch_size == 0, t.global_batch_tokens > 0 ? "train.global_batch_tokens" : "train.global_batch_size",
+          fmt::format("{} sequences per step are not a multiple of train.micro_batch_size = {}", sequences,
+                      t.micro_batch_size));
+
+  const auto& o = c.optim;
+  require(o.lr > 0, "optim.lr", "must be positive");
+  require(o.beta1 >= 0 && o.beta1 < 1, "optim.beta1", fmt::format("must be in [0, 1), got {}", o.beta1));
+  require(o.beta2 >= 0 && o.beta2 < 1, "optim.beta2", fmt::format("must be in [0, 1), got {}", o.beta2));
+  require(o.eps > 0, "optim.eps", "must be positive");
+  require(o.weight_decay >= 0, "optim.weight_decay", "must not be negative");
+  require(o.grad_clip >= 0, "optim.grad_clip", "must not be negative (0 disables clipping)");
+
+  const auto& sc = c.schedule;
+  require(sc.warmup_fraction >= 0 && sc.warmup_fraction <= 1, "schedule.warmup_fraction",
+          fmt::format("must be in [0, 1], got {}", sc.warmup_fraction));
+  require(sc.min_lr >= 0 && sc.min_lr <= o.lr, "schedule.min_lr",
+          fmt::format("must be in [0, optim.lr = {}], got {}", o.lr, sc.min_lr));
+  require(sc.decay_fraction > 0 && sc.decay_fraction <= 1, "schedule.decay_fraction",
+          fmt::format("must be in (0, 1], got {}", sc.decay_fraction));
 }
 
 std::string to_yaml(const Config& config) {

@@ -239,6 +239,96 @@ std::vector<Field> build_schema() {
                      "`both`, `sparsity` only (full pulled toward sg(sparse)), `commitment` only (sparse toward "
                      "sg(full)) or `none`.",
                      {"both", "sparsity", "commitment", "none"});
+  // --- data -------------------------------------------------------------------------------
+  r.add<std::string>("data.path", SSA_ACCESS(data.path), "Folder of token shards to train on (`ssa data tokenize` output).");
+  r.add<std::vector<std::string>>("data.paths", SSA_ACCESS(data.paths),
+                                  "Several shard folders mixed by `data.weights`; when set, replaces `data.path`.");
+  r.add<std::vector<double>>("data.weights", SSA_ACCESS(data.weights),
+                             "Share of rows per entry of `data.paths` (normalised); empty = equal shares.");
+  r.add<std::string>("data.format", SSA_ACCESS(data.format),
+                     "Token file layout: datatrove `.ds` shards, llm.c `.bin`, or raw nanoGPT-style streams.",
+                     {"datatrove", "llmc", "raw_u16", "raw_u32"});
+  r.add<std::string>("data.packing", SSA_ACCESS(data.packing),
+                     "`paper`: documents cut into pieces of at most seq_len - 1 tokens plus EOS, packed greedily, "
+                     "the rest padded and masked (ssa-method.md section 4); `contiguous`: plain windows over the "
+                     "concatenated stream.",
+                     {"paper", "contiguous"});
+  r.add<bool>("data.shuffle", SSA_ACCESS(data.shuffle), "Shuffle each source's documents, differently every epoch (from train.seed).");
+  r.add<double>("data.validation_fraction", SSA_ACCESS(data.validation_fraction),
+                "Share of each source's documents held out for validation (at least one when positive).");
+  r.add<int64_t>("data.validation_documents", SSA_ACCESS(data.validation_documents),
+                 "Documents of each source held out for validation; when > 0 it replaces `data.validation_fraction`.");
+  r.add<int64_t>("data.prefetch_depth", SSA_ACCESS(data.prefetch_depth),
+                 "Micro-batches a background thread prepares ahead of the training step.");
+  // --- train ------------------------------------------------------------------------------
+  r.add<std::string>("train.run_dir", SSA_ACCESS(train.run_dir),
+                     "Run folder: config.yaml, train.log, metrics.jsonl, tb/ and checkpoints/.");
+  r.add<int64_t>("train.steps", SSA_ACCESS(train.steps), "Optimizer steps of the run (may be raised when resuming).");
+  r.add<int64_t>("train.seq_len", SSA_ACCESS(train.seq_len), "Tokens per training sequence (each row holds seq_len + 1).");
+  r.add<int64_t>("train.micro_batch_size", SSA_ACCESS(train.micro_batch_size), "Sequences per rank per forward pass.");
+  r.add<int64_t>("train.global_batch_size", SSA_ACCESS(train.global_batch_size),
+                 "Sequences per optimizer step over all ranks; gradient accumulation = global / (micro * ranks).");
+  r.add<int64_t>("train.global_batch_tokens", SSA_ACCESS(train.global_batch_tokens),
+                 "Tokens per optimizer step; when > 0 it replaces `train.global_batch_size` (must be a multiple "
+                 "of `train.seq_len`).");
+  r.add<int64_t>("train.seed", SSA_ACCESS(train.seed), "Seed of the model initialisation, the data order and the mode sampler.");
+  r.add<int64_t>("train.max_bad_steps", SSA_ACCESS(train.max_bad_steps),
+                 "Steps in a row with a non-finite loss or gradient norm (each skipped) before the run stops "
+                 "with a checkpoint of the last good state.");
+  r.add<std::string>("train.precision", SSA_ACCESS(train.precision),
+                     "`bf16`: bf16 compute with fp32 master weights, gradients and optimizer state; `fp32`; "
+                     "`auto`: bf16 on CUDA, fp32 on CPU.",
+                     {"auto", "bf16", "fp32"});
+  r.add<std::string>("train.device", SSA_ACCESS(train.device), "`auto`: CUDA when available, else CPU.",
+                     {"auto", "cpu", "cuda"});
+  r.add<std::string>("train.activation_checkpointing", SSA_ACCESS(train.activation_checkpointing),
+                     "Recompute decoder layers in the backward pass instead of keeping their activations: "
+                     "`none`, `full` (every layer) or `selective` (every N-th layer).",
+                     {"none", "full", "selective"});
+  r.add<int64_t>("train.activation_checkpointing_every", SSA_ACCESS(train.activation_checkpointing_every),
+                 "`selective`: checkpoint layers 0, N, 2N, ...");
+  // --- optim ------------------------------------------------------------------------------
+  r.add<double>("optim.lr", SSA_ACCESS(optim.lr), "Peak learning rate (after warmup).");
+  r.add<double>("optim.beta1", SSA_ACCESS(optim.beta1), "AdamW first-moment decay.");
+  r.add<double>("optim.beta2", SSA_ACCESS(optim.beta2), "AdamW second-moment decay.");
+  r.add<double>("optim.eps", SSA_ACCESS(optim.eps), "AdamW denominator epsilon.");
+  r.add<double>("optim.weight_decay", SSA_ACCESS(optim.weight_decay),
+                "Decoupled weight decay of matrices; norm weights are never decayed.");
+  r.add<bool>("optim.embedding_weight_decay", SSA_ACCESS(optim.embedding_weight_decay),
+              "Decay the token embedding (and an untied LM head) too, as HF Trainer does (the paper's setup).");
+  r.add<double>("optim.grad_clip", SSA_ACCESS(optim.grad_clip),
+                "Clip the global gradient L2 norm to this value; 0 = no clipping.");
+  // --- schedule ---------------------------------------------------------------------------
+  r.add<std::string>("schedule.type", SSA_ACCESS(schedule.type),
+                     "Learning rate after the linear warmup: `cosine` or `linear` decay to `schedule.min_lr` over the "
+                     "remaining steps, `wsd` (constant, then decay over the last `schedule.decay_fraction`), or "
+                     "`constant`.",
+                     {"cosine", "linear", "wsd", "constant"});
+  r.add<int64_t>("schedule.warmup_steps", SSA_ACCESS(schedule.warmup_steps),
+                 "Linear warmup steps; when 0, `schedule.warmup_fraction` of `train.steps` (rounded).");
+  r.add<double>("schedule.warmup_fraction", SSA_ACCESS(schedule.warmup_fraction),
+                "Warmup as a share of `train.steps` (used when `schedule.warmup_steps` is 0).");
+  r.add<double>("schedule.min_lr", SSA_ACCESS(schedule.min_lr), "Learning rate at the end of the decay.");
+  r.add<double>("schedule.decay_fraction", SSA_ACCESS(schedule.decay_fraction),
+                "`wsd`: share of `train.steps` at the end spent decaying.");
+  r.add<std::string>("schedule.decay_shape", SSA_ACCESS(schedule.decay_shape),
+                     "`wsd`: decay curve from the peak to `schedule.min_lr`: `linear`, `sqrt` (1 - sqrt of "
+                     "progress) or `cosine`.",
+                     {"linear", "sqrt", "cosine"});
+  // --- checkpoint -------------------------------------------------------------------------
+  r.add<int64_t>("checkpoint.every", SSA_ACCESS(checkpoint.every),
+                 "Steps between checkpoints; 0 = only the one written when the run ends (always written).");
+  r.add<int64_t>("checkpoint.keep_last", SSA_ACCESS(checkpoint.keep_last), "Newest checkpoints kept (at least 1).");
+  r.add<int64_t>("checkpoint.keep_every", SSA_ACCESS(checkpoint.keep_every),
+                 "Checkpoints at multiples of this step count are never deleted; 0 = none.");
+  // --- eval -------------------------------------------------------------------------------
+  r.add<int64_t>("eval.every", SSA_ACCESS(eval.every),
+                 "Steps between validations on the held-out split (loss and perplexity under full and sparse "
+                 "attention); 0 = never.");
+  r.add<int64_t>("eval.batches", SSA_ACCESS(eval.batches), "Micro-batches of the validation split per validation.");
+  // --- log --------------------------------------------------------------------------------
+  r.add<int64_t>("log.every", SSA_ACCESS(log.every), "Steps between console lines (metrics.jsonl gets every step).");
+  r.add<bool>("log.tensorboard", SSA_ACCESS(log.tensorboard), "Write TensorBoard event files under `train.run_dir/tb/`.");
   return r.fields_;
 }
 
@@ -300,6 +390,23 @@ const std::vector<Section>& sections() {
       {"model", "Architecture of the Llama decoder. Written to and read from the model folder's `config.json`."},
       {"attention", "Block-sparse (MoBA-style) attention: block size, budget, selection rule, inference mode."},
       {"ssa", "Training method and the SSA objective (ssa-method.md section 3)."},
+      {"data", "Where the training tokens come from: a folder of token shards, read in a deterministic, resumable order."},
+      {"train",
+       "The training run (`ssa train`): its folder, length, batch geometry (accumulation is derived from the global "
+       "batch, the micro-batch and the number of ranks), seed, precision, activation checkpointing and the "
+       "divergence guard."},
+      {"optim",
+       "AdamW on fp32 master weights with decoupled weight decay (never on norm weights) and global "
+       "gradient-norm clipping."},
+      {"schedule",
+       "Learning rate per step: linear warmup from 0 to `optim.lr`, then the decay of `schedule.type` down to "
+       "`schedule.min_lr`. Step s (0-based) of warmup W gets lr * (s + 1) / W."},
+      {"checkpoint",
+       "Checkpoints under `train.run_dir/checkpoints/step-XXXXXXXX/`: a model folder loadable by `ssa score` and "
+       "`ssa eval`, the optimizer state, trainer_state.json and a DONE marker; `checkpoints/latest` names the "
+       "newest. One is always written when a run ends."},
+      {"eval", "Validation during training on the loader's held-out split."},
+      {"log", "Console lines (rank 0), metrics.jsonl (every step) and TensorBoard event files."},
   };
   return all;
 }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/tiny_model.h"
+#include "ssa/data/shard_writer.h"
 #include "ssa/model/model_folder.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
@@ -28,6 +29,34 @@ std::string text_sample(size_t bytes) {
   std::ifstream in(std::string(SSA_SOURCE_DIR) + "/tests/fixtures/tokenizer/text.txt");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return text.substr(0, bytes);
+}
+
+// ppl-shards scores the documents a training run holds out: with 2 of 4 held out, documents 1
+// and 3 (data/validation_split.h), exactly as ppl-tokens scores them from a token-id file.
+TEST(EvalCommand, ShardPerplexityScoresTheHeldOutDocuments) {
+  test::TempDir dir;
+  const auto model = save_tiny_model(dir);
+  const std::vector<std::vector<uint32_t>> documents = {
+      {1, 2, 3, 4, 5, 6, 7, 8}, {9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}, {20, 21, 22}, {30, 31, 32, 33, 34, 35}};
+  data::ShardWriter writer(data::ShardWriterOptions{dir / "shards", "shard", 2, "test-tokenizer"});
+  for (const auto& d : documents) writer.add_document(d);
+  writer.finish();
+  std::ofstream(dir / "held_out.txt") << "9 10 11 12 13 14 15 16 17 18 19\n30 31 32 33 34 35\n";
+  const auto out = dir / "results.json";
+  auto r = test::run_ssa("eval --model " + model + " --attention full --max-length 8 --shard-documents 2 --tasks ppl-shards:" +
+                         (dir / "shards").string() + ",ppl-tokens:" + (dir / "held_out.txt").string() +
+                         " --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(out);
+  const auto full = nlohmann::json::parse(in)["runs"][0];
+  EXPECT_EQ(full["ppl_shards"]["shards"]["tokens"], 17);
+  EXPECT_EQ(full["ppl_shards"]["shards"]["documents"], 2);
+  EXPECT_DOUBLE_EQ(full["ppl_shards"]["shards"]["nll"].get<double>(), full["ppl_tokens"]["held_out"]["nll"].get<double>());
+
+  auto all = test::run_ssa("eval --model " + model + " --attention full --shard-documents 4 --tasks ppl-shards:" +
+                           (dir / "shards").string());
+  EXPECT_EQ(all.exit_code, 2) << all.output;
+  EXPECT_NE(all.output.find("4 held-out documents asked of a folder of 4"), std::string::npos) << all.output;
 }
 
 TEST(EvalCommand, EveryTaskUnderEverySettingToJsonAndMarkdown) {

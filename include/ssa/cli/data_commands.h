@@ -11,4 +11,7 @@ namespace ssa::cli {
 // `ssa data encode|decode` and the hidden `ssa data bench-tokenizer`.
 void add_data_codec_commands(CLI::App& data);
 
+// `ssa data tokenize|inspect`: text corpora to token shards, and shard summaries.
+void add_data_shard_commands(CLI::App& data);
+
 }  // namespace ssa::cli

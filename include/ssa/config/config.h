@@ -74,10 +74,87 @@ struct SsaConfig {
   SsaAlignConfig align;
 };
 
+// Token shards the trainer reads (issue 4's loader).
+struct DataConfig {
+  std::string path;                  // a shard folder
+  std::vector<std::string> paths;    // a weighted mixture of folders (replaces path when set)
+  std::vector<double> weights;       // mixture shares, one per entry of paths
+  std::string format = "datatrove";  // datatrove | llmc | raw_u16 | raw_u32
+  std::string packing = "paper";     // paper | contiguous
+  bool shuffle = true;
+  double validation_fraction = 0.001;  // held-out documents of each source
+  int64_t validation_documents = 0;    // > 0 replaces validation_fraction
+  int64_t prefetch_depth = 4;          // micro-batches prepared ahead
+};
+
+// The training run: where it writes, how long it runs, batch geometry, precision.
+struct TrainConfig {
+  std::string run_dir = "runs/ssa";
+  int64_t steps = 31800;               // optimizer steps
+  int64_t seq_len = 8192;              // tokens per sequence (rows hold seq_len + 1)
+  int64_t micro_batch_size = 1;        // sequences per rank per forward
+  int64_t global_batch_size = 384;     // sequences per optimizer step over all ranks
+  int64_t global_batch_tokens = 0;     // > 0: replaces global_batch_size (tokens / seq_len)
+  int64_t seed = 0;
+  int64_t max_bad_steps = 5;           // non-finite steps in a row before the run stops
+  std::string precision = "auto";      // auto | bf16 | fp32
+  std::string device = "auto";         // auto | cpu | cuda
+  std::string activation_checkpointing = "none";  // none | full | selective
+  int64_t activation_checkpointing_every = 2;      // selective: every N-th layer
+
+  // Sequences per optimizer step after global_batch_tokens is applied.
+  int64_t sequences_per_step() const {
+    return global_batch_tokens > 0 ? global_batch_tokens / seq_len : global_batch_size;
+  }
+};
+
+struct OptimConfig {
+  double lr = 1e-3;  // peak learning rate
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  bool embedding_weight_decay = true;
+  double grad_clip = 1.0;  // max global gradient norm; 0 = no clipping
+};
+
+struct ScheduleConfig {
+  std::string type = "cosine";  // cosine | linear | wsd | constant
+  int64_t warmup_steps = 0;     // > 0 replaces warmup_fraction
+  double warmup_fraction = 0.01;
+  double min_lr = 0.0;
+  double decay_fraction = 0.2;        // wsd: share of the steps spent decaying
+  std::string decay_shape = "sqrt";   // wsd: linear | sqrt (1 - sqrt) | cosine
+};
+
+struct CheckpointConfig {
+  int64_t every = 1000;   // steps; 0 = only at the end of the run
+  int64_t keep_last = 3;  // newest checkpoints kept
+  int64_t keep_every = 0; // steps; checkpoints at multiples are never deleted; 0 = none
+};
+
+// In-training validation (the held-out split).
+struct EvalConfig {
+  int64_t every = 1000;  // steps; 0 = never
+  int64_t batches = 16;  // micro-batches of the validation split per evaluation
+};
+
+struct LogConfig {
+  int64_t every = 10;  // steps between console lines
+  bool tensorboard = true;
+};
+
 struct Config {
   ModelConfig model;
   AttentionConfig attention;
   SsaConfig ssa;
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  CheckpointConfig checkpoint;
+  EvalConfig eval;
+  LogConfig log;
 };
 
 }  // namespace ssa::config

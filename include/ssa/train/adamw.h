@@ -1,0 +1,61 @@
+// AdamW (Loshchilov and Hutter, decoupled weight decay) on fp32 master weights, written out
+// instead of using torch::optim::AdamW so that the update order, the state tensors and their
+// names are ours: the state is saved to safetensors and restored bit for bit, and parameters
+// that take no decay are chosen per tensor rather than per parameter group.
+// The update matches torch.optim.AdamW (amsgrad off):
+//   p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+//   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ssa/compat/torch_compat.h"
+#include "ssa/config/config.h"
+#include "ssa/model/tensor_file.h"
+
+namespace ssa::train {
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+};
+
+AdamWOptions adamw_options(const config::OptimConfig& optim);
+
+// Whether the named parameter takes weight decay: never 1-D tensors (norm weights); the token
+// embedding and an untied LM head only when `embedding_weight_decay`.
+bool takes_weight_decay(const std::string& name, const torch::Tensor& parameter, bool embedding_weight_decay);
+
+class AdamW {
+ public:
+  // `parameters`: fp32 master tensors updated in place; `decay[i]` says whether the i-th decays.
+  AdamW(model::NamedTensors parameters, std::vector<bool> decay, AdamWOptions options);
+
+  // One update at learning rate `lr` from `grads` (fp32, same order and shapes as the
+  // parameters), each multiplied by `grad_scale` first (gradient clipping).
+  void step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale);
+
+  // Updates applied so far (t of the bias corrections).
+  int64_t steps() const { return steps_; }
+
+  // "exp_avg.<name>" and "exp_avg_sq.<name>" for every parameter (CPU copies, never aliases).
+  model::NamedTensors state_tensors() const;
+
+  // Restores what state_tensors() returned and the update count. Throws FormatError naming
+  // `origin` when a tensor is missing or has another shape or dtype.
+  void load_state(const std::map<std::string, torch::Tensor>& tensors, int64_t steps, const std::string& origin);
+
+ private:
+  model::NamedTensors parameters_;
+  std::vector<bool> decay_;
+  AdamWOptions options_;
+  std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace ssa::train

@@ -1,0 +1,18 @@
+#include "ssa/train/grad_norm.h"
+
+namespace ssa::train {
+
+double global_grad_norm(const std::vector<torch::Tensor>& grads) {
+  if (grads.empty()) return 0.0;
+  std::vector<torch::Tensor> squares;
+  squares.reserve(grads.size());
+  for (const auto& g : grads) squares.push_back(g.to(torch::kFloat32).pow(2).sum());
+  return torch::stack(squares).sum().sqrt().item<double>();
+}
+
+double clip_factor(double norm, double max_norm) {
+  if (max_norm <= 0.0 || !(norm > max_norm)) return 1.0;
+  return max_norm / norm;
+}
+
+}  // namespace ssa::train

@@ -1,0 +1,106 @@
+#include "ssa/train/train_step.h"
+
+#include <cmath>
+#include <limits>
+
+#include "ssa/attention/alignment_loss.h"
+#include "ssa/train/grad_norm.h"
+
+namespace ssa::train {
+
+AdamW make_adamw(const MasterWeights& weights, const config::OptimConfig& optim) {
+  std::vector<bool> decay;
+  for (const auto& [name, tensor] : weights.masters()) {
+    decay.push_back(takes_weight_decay(name, tensor, optim.embedding_weight_decay));
+  }
+  return AdamW(weights.masters(), decay, adamw_options(optim));
+}
+
+TrainStep::TrainStep(const config::Config& config, model::LlamaForCausalLM model, torch::ScalarType compute_dtype)
+    : config_(config),
+      model_(model),
+      weights_(model, compute_dtype),
+      optimizer_(make_adamw(weights_, config.optim)),
+      forward_(model, config.train.activation_checkpointing, config.train.activation_checkpointing_every),
+      sampler_(static_cast<uint64_t>(config.train.seed), config.ssa.p_full, config.ssa.mode_sampling == "per_layer") {
+  base_options_.sparse = attention::sparse_spec(config.attention);
+  base_options_.backend = attention::parse_backend(config.attention.backend);
+  base_options_.query_chunk = config.attention.query_chunk;
+  base_options_.align = attention::align_spec(config.ssa.align);
+}
+
+model::ForwardOptions TrainStep::forward_options(uint64_t counter) const {
+  model::ForwardOptions options = base_options_;
+  const std::string& method = config_.ssa.method;
+  if (method == "full") {
+    options.mode = attention::Mode::kFull;
+  } else if (method == "sparse") {
+    options.mode = attention::Mode::kSparse;
+  } else {
+    options.layer_modes = sampler_.modes(counter, config_.model.num_layers);
+    options.mode = options.layer_modes.front();
+    options.dual_stream = true;
+  }
+  return options;
+}
+
+namespace {
+
+char mode_letter(const model::ForwardOptions& options) {
+  const auto& modes = options.layer_modes;
+  for (const auto& m : modes) {
+    if (m != modes.front()) return 'M';
+  }
+  return options.mode == attention::Mode::kFull ? 'F' : 'S';
+}
+
+}  // namespace
+
+StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const StepTotals& totals,
+                          uint64_t first_micro_batch, double lr, bool poison) {
+  StepResult result;
+  const bool ssa = config_.ssa.method == "ssa";
+  const double alpha = config_.ssa.align.alpha;
+  const double token_weight = 1.0 / static_cast<double>(std::max<int64_t>(1, totals.target_tokens));
+  const double micro_weight = 1.0 / static_cast<double>(std::max<int64_t>(1, totals.micro_batches));
+  // Summed on the device: reading a value per micro-batch would stall the GPU queue.
+  torch::Tensor ce_sum = torch::zeros({}, torch::kFloat64), align_sum = torch::zeros({}, torch::kFloat64);
+  weights_.zero_gradients();
+  model_->train();
+  for (size_t i = 0; i < micro_batches.size(); ++i) {
+    const auto& batch = micro_batches[i];
+    const auto options = forward_options(first_micro_batch + i);
+    result.modes.push_back(mode_letter(options));
+    auto parts = forward_(batch, options);
+    torch::Tensor loss = parts.ce_sum * token_weight;
+    if (ssa) loss = loss + parts.align * (alpha * micro_weight);
+    if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
+    loss.backward();
+    weights_.accumulate();
+    if (i == 0) {
+      ce_sum = ce_sum.to(parts.ce_sum.device());
+      align_sum = align_sum.to(parts.ce_sum.device());
+    }
+    ce_sum += parts.ce_sum.detach().to(torch::kFloat64);
+    if (ssa) align_sum += parts.align.detach().to(torch::kFloat64);
+    result.input_tokens += batch.inputs.numel();
+    result.target_tokens += batch.target_tokens;
+  }
+  result.ce = ce_sum.item<double>() * token_weight;
+  result.align = micro_batches.empty() ? 0.0 : align_sum.item<double>() / static_cast<double>(micro_batches.size());
+  result.loss = result.ce + (ssa ? alpha * result.align : 0.0);
+  if (poison) result.loss = std::numeric_limits<double>::quiet_NaN();
+
+  auto grads = weights_.gradients();
+  result.grad_norm = global_grad_norm(grads);
+  result.skipped = !std::isfinite(result.loss) || !std::isfinite(result.grad_norm);
+  if (!result.skipped) {
+    result.clip = clip_factor(result.grad_norm, config_.optim.grad_clip);
+    optimizer_.step(lr, grads, result.clip);
+    weights_.publish();
+  }
+  weights_.zero_gradients();
+  return result;
+}
+
+}  // namespace ssa::train
