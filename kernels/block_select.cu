@@ -79,6 +79,7 @@ struct SelectParams {
   int64_t num_complete;
   int K;  // slots per selection row
   float scale_log2;  // log2(e) / sqrt(D), group only
+  const int32_t* document_start;  // [B, T] first token of each token's document, or nullptr
 };
 
 // A top-k list spread over the P lanes of a lane group: lane `member` holds entries
@@ -173,6 +174,9 @@ __global__ void __launch_bounds__(kThreads, 3) block_select_kernel(const __nv_bf
   const bool row0_ok = t0 < p.T && h0 < G, row1_ok = t1 < p.T && h1 < G;
   const int past0 = static_cast<int>(t0 / Bs), past1 = static_cast<int>(t1 / Bs);  // current block index
   const int warp_past = static_cast<int>(t_warp / Bs);  // every row of the warp has at least this many
+  // First candidate block of each row: the block of its document's first token (0 without masking).
+  const int first0 = p.document_start != nullptr && t0 < p.T ? p.document_start[b * p.T + t0] / Bs : 0;
+  const int first1 = p.document_start != nullptr && t1 < p.T ? p.document_start[b * p.T + t1] / Bs : 0;
 
   const int64_t t_last = std::min<int64_t>(t_cta + TQ, p.T) - 1;
   const int candidates = (m > 0 && t_cta < p.T) ? static_cast<int>(t_last / Bs) : 0;
@@ -287,7 +291,7 @@ __global__ void __launch_bounds__(kThreads, 3) block_select_kernel(const __nv_bf
             for (int e = 0; e < 4; ++e) {
               const int j = j_base + nt * 8 + (e & 1);
               const bool upper = e >= 2;
-              s[nt][e] = j < (upper ? lim1 : lim0) ? s[nt][e] : -INFINITY;
+              s[nt][e] = j < (upper ? lim1 : lim0) && j >= (upper ? first1 : first0) ? s[nt][e] : -INFINITY;
               if (upper) tmax1 = fmaxf(tmax1, s[nt][e]);
               else tmax0 = fmaxf(tmax0, s[nt][e]);
             }
@@ -328,7 +332,7 @@ __global__ void __launch_bounds__(kThreads, 3) block_select_kernel(const __nv_bf
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
               const int j = j0 + (e & 1);
-              ok[e] = j < (e >= 2 ? lim1 : lim0);
+              ok[e] = j < (e >= 2 ? lim1 : lim0) && j >= (e >= 2 ? first1 : first0);
               if (kGroup) {
                 v[e] = ok[e] ? fast_exp2(fmaf(s[nt][e], scale, -(e >= 2 ? lse1 : lse0))) : 0.f;
               } else {
@@ -344,11 +348,12 @@ __global__ void __launch_bounds__(kThreads, 3) block_select_kernel(const __nv_bf
               }
               // Candidates of the token: lanes of replica nt % reps; the columns must be past
               // blocks of the token (row 0's past; the sums cover the token's real heads only).
-              // limit: the token's current block (rows of padding heads share the token).
+              // limit: the token's current block (rows of padding heads share the token), first0:
+              // its document's first block (rows g and g + 8 hold the same token here).
               const int limit = (nt & (reps - 1)) == my_replica ? token_lim : -1;
               unsigned pending = 0;
-              if (j0 < limit && v[0] > threshold[0]) pending |= 1u;
-              if (j0 + 1 < limit && v[1] > threshold[0]) pending |= 2u;
+              if (j0 < limit && j0 >= first0 && v[0] > threshold[0]) pending |= 1u;
+              if (j0 + 1 < limit && j0 + 1 >= first0 && v[1] > threshold[0]) pending |= 2u;
               insert_candidates<E>(lv[0], li[0], threshold[0], pending, v[0], v[1], j0, j0 + 1, grp, m, lane);
             } else {
               unsigned pending0 = 0, pending1 = 0;
@@ -440,7 +445,7 @@ size_t block_select_workspace_bytes(const BlockSelectShape& shape) {
 }
 
 void block_select(const __nv_bfloat16* q, const __nv_bfloat16* k, int32_t* selection, void* workspace,
-                  const BlockSelectShape& shape, cudaStream_t stream) {
+                  const BlockSelectShape& shape, cudaStream_t stream, const int32_t* document_start) {
   check_shape(shape);
   const int64_t nbc = complete_blocks(shape);
   const int D = static_cast<int>(shape.head_dim);
@@ -468,6 +473,7 @@ void block_select(const __nv_bfloat16* q, const __nv_bfloat16* k, int32_t* selec
   params.num_complete = nbc;
   params.K = static_cast<int>(shape.slots);
   params.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(D)));
+  params.document_start = document_start;
   // With one head per group, softmax over blocks is monotonic in the score: the top-k of the raw
   // scores (the one-pass `head` kernel) is the top-k of the importance.
   const bool summed = shape.group && G >= 2;

@@ -28,8 +28,10 @@ size_t block_select_workspace_bytes(const BlockSelectShape& shape);
 // q [B, T, Hq, D], k [B, T, Hkv, D] bf16 contiguous; writes selection int32
 // [B, T, H_sel, K] (H_sel = Hkv for group, Hq for head): entry 0 the current block, then the past
 // blocks by decreasing importance, -1 where fewer exist. `workspace` holds
-// block_select_workspace_bytes(shape) bytes, 16-byte aligned.
+// block_select_workspace_bytes(shape) bytes, 16-byte aligned. `document_start` (int32 [B, T], the
+// first token of each token's document in its row, or nullptr for none): past block j is a
+// candidate of token t only when j >= document_start[t] / block_size.
 void block_select(const __nv_bfloat16* q, const __nv_bfloat16* k, int32_t* selection, void* workspace,
-                  const BlockSelectShape& shape, cudaStream_t stream);
+                  const BlockSelectShape& shape, cudaStream_t stream, const int32_t* document_start = nullptr);
 
 }  // namespace ssa::kernels

@@ -26,6 +26,7 @@ struct Dims {
   int SH;  // selection heads per KV head
   int64_t num_blocks;
   float scale, scale_log2;
+  const int32_t* document_start;  // [B, T] first token of each token's document, or nullptr
 };
 
 Dims make_dims(const SparseAttentionShape& s) {
@@ -75,6 +76,8 @@ __global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16
   const int hq0 = hs * p.R;
   const int hk = hq0 / p.G;
   const int R = p.R;
+  // Keys before the first token of t's document are masked; 0 without document masking.
+  const int64_t first_key = p.document_start != nullptr ? p.document_start[b * p.T + t] : 0;
 
   // Q^T as the B operand: b0 = (d 2c.., row g), b1 = (d 2c+8.., row g).
   uint32_t qb[NT][KS][2];
@@ -100,12 +103,13 @@ __global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16
   const __nv_bfloat16* v_head = v + (b * p.T * p.Hkv + hk) * D;
   const int64_t key_stride = static_cast<int64_t>(p.Hkv) * D;
 
-  // First key of chunk i, or -1 when the chunk is entirely in the future (or the slot invalid).
+  // First key of chunk i, or -1 when the chunk is entirely in the future or before the document
+  // (or the slot invalid).
   auto chunk_key = [&](int i) -> int64_t {
     const int slot = i / chunks_per_block;
     const int32_t j = __shfl_sync(kFullMask, slot < 32 ? sel_lo : sel_hi, slot & 31);
     const int64_t key0 = static_cast<int64_t>(j) * p.Bs + (i % chunks_per_block) * kKeyChunk;
-    return (j >= 0 && j < p.num_blocks && key0 <= t) ? key0 : -1;
+    return (j >= 0 && j < p.num_blocks && key0 <= t && key0 + kKeyChunk > first_key) ? key0 : -1;
   };
   auto issue = [&](int i) {
     if (i < chunks) {
@@ -157,7 +161,8 @@ __global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16
         for (int nt = 0; nt < NT; ++nt) mma_bf16(s[nt], a, qb[nt][ks][0], qb[nt][ks][1]);
       }
       // s[nt]: (key g, rows 2c, 2c+1) and (key g+8, rows 2c, 2c+1).
-      const bool ok_lo = key0 + g <= t, ok_hi = key0 + g + 8 <= t;
+      const bool ok_lo = key0 + g <= t && key0 + g >= first_key;
+      const bool ok_hi = key0 + g + 8 <= t && key0 + g + 8 >= first_key;
       uint32_t pb[NT][2];
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
@@ -172,7 +177,8 @@ __global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16
           m0 = fmaxf(m0, __shfl_xor_sync(kFullMask, m0, offset));
           m1 = fmaxf(m1, __shfl_xor_sync(kFullMask, m1, offset));
         }
-        // Key key0 <= t is always allowed, so the new maxima are finite.
+        // Every chunk taken holds a visible key (key0 <= t, key0 + 15 >= first_key, first_key <= t),
+        // so the new maxima are finite.
         const float new0 = fmaxf(row_max[nt][0], m0), new1 = fmaxf(row_max[nt][1], m1);
         const float alpha0 = fast_exp2(row_max[nt][0] - new0), alpha1 = fast_exp2(row_max[nt][1] - new1);
         row_max[nt][0] = new0;
@@ -508,6 +514,9 @@ __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Di
           float lse2, delta;
         } const m0{sm.row[stage][i0], sm.t[stage][i0], sm.lse[stage][i0] * kLog2e, sm.delta[stage][i0]},
             m1{sm.row[stage][i1], sm.t[stage][i1], sm.lse[stage][i1] * kLog2e, sm.delta[stage][i1]};
+        // First visible key of each row's token (document masking; 0 without).
+        const int64_t first0 = p.document_start != nullptr && m0.row >= 0 ? p.document_start[b * p.T + m0.t] : 0;
+        const int64_t first1 = p.document_start != nullptr && m1.row >= 0 ? p.document_start[b * p.T + m1.t] : 0;
         // S = Q K^T and dP = dO V^T for this warp's 16 rows.
         float s[NKT][4], dp[NKT][4];
 #pragma unroll
@@ -539,7 +548,7 @@ __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Di
           for (int e = 0; e < 4; ++e) {
             const auto& m = e < 2 ? m0 : m1;
             const int64_t key = key_base + nt * 8 + 2 * c + (e & 1);
-            const bool ok = m.row >= 0 && key <= m.t;
+            const bool ok = m.row >= 0 && key <= m.t && key >= (e < 2 ? first0 : first1);
             const float prob = ok ? fast_exp2(s[nt][e] * p.scale_log2 - m.lse2) : 0.f;
             s[nt][e] = prob;
             dp[nt][e] = prob * (dp[nt][e] - m.delta);
@@ -754,6 +763,9 @@ __global__ void __launch_bounds__(128) sparse_forward_keys_kernel(KeysArgs a, Di
         const int i0 = warp * 16 + g, i1 = i0 + 8;
         const int64_t row0 = sm.row[stage][i0], row1 = sm.row[stage][i1];
         const int64_t t0 = sm.t[stage][i0], t1 = sm.t[stage][i1];
+        // First visible key of each row's token (document masking; 0 without).
+        const int64_t first0 = p.document_start != nullptr && row0 >= 0 ? p.document_start[b * p.T + t0] : 0;
+        const int64_t first1 = p.document_start != nullptr && row1 >= 0 ? p.document_start[b * p.T + t1] : 0;
         float s[NKT][4];
 #pragma unroll
         for (int nt = 0; nt < NKT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
@@ -774,10 +786,10 @@ __global__ void __launch_bounds__(128) sparse_forward_keys_kernel(KeysArgs a, Di
 #pragma unroll
           for (int nt = 0; nt < NKT; ++nt) {
             const int64_t key = key_base + nt * 8 + 2 * c;
-            if (key <= t0) m0 = fmaxf(m0, s[nt][0]);
-            if (key + 1 <= t0) m0 = fmaxf(m0, s[nt][1]);
-            if (key <= t1) m1 = fmaxf(m1, s[nt][2]);
-            if (key + 1 <= t1) m1 = fmaxf(m1, s[nt][3]);
+            if (key <= t0 && key >= first0) m0 = fmaxf(m0, s[nt][0]);
+            if (key + 1 <= t0 && key + 1 >= first0) m0 = fmaxf(m0, s[nt][1]);
+            if (key <= t1 && key >= first1) m1 = fmaxf(m1, s[nt][2]);
+            if (key + 1 <= t1 && key + 1 >= first1) m1 = fmaxf(m1, s[nt][3]);
           }
           m0 = fmaxf(m0, __shfl_xor_sync(kFullMask, m0, 1));
           m0 = fmaxf(m0, __shfl_xor_sync(kFullMask, m0, 2));
@@ -791,10 +803,14 @@ __global__ void __launch_bounds__(128) sparse_forward_keys_kernel(KeysArgs a, Di
 #pragma unroll
           for (int nt = 0; nt < NKT; ++nt) {
             const int64_t key = key_base + nt * 8 + 2 * c;
-            s[nt][0] = (row0 >= 0 && key <= t0) ? fast_exp2(fmaf(s[nt][0], p.scale_log2, -base0)) : 0.f;
-            s[nt][1] = (row0 >= 0 && key + 1 <= t0) ? fast_exp2(fmaf(s[nt][1], p.scale_log2, -base0)) : 0.f;
-            s[nt][2] = (row1 >= 0 && key <= t1) ? fast_exp2(fmaf(s[nt][2], p.scale_log2, -base1)) : 0.f;
-            s[nt][3] = (row1 >= 0 && key + 1 <= t1) ? fast_exp2(fmaf(s[nt][3], p.scale_log2, -base1)) : 0.f;
+            const bool ok0 = row0 >= 0 && key <= t0 && key >= first0;
+            const bool ok1 = row0 >= 0 && key + 1 <= t0 && key + 1 >= first0;
+            const bool ok2 = row1 >= 0 && key <= t1 && key >= first1;
+            const bool ok3 = row1 >= 0 && key + 1 <= t1 && key + 1 >= first1;
+            s[nt][0] = ok0 ? fast_exp2(fmaf(s[nt][0], p.scale_log2, -base0)) : 0.f;
+            s[nt][1] = ok1 ? fast_exp2(fmaf(s[nt][1], p.scale_log2, -base0)) : 0.f;
+            s[nt][2] = ok2 ? fast_exp2(fmaf(s[nt][2], p.scale_log2, -base1)) : 0.f;
+            s[nt][3] = ok3 ? fast_exp2(fmaf(s[nt][3], p.scale_log2, -base1)) : 0.f;
             l0 += s[nt][0] + s[nt][1];
             l1 += s[nt][2] + s[nt][3];
           }
@@ -1001,9 +1017,11 @@ size_t sparse_attention_forward_workspace_bytes(const SparseAttentionShape& shap
 
 void sparse_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                               const int32_t* selection, __nv_bfloat16* out, float* lse, void* workspace,
-                              const SparseAttentionShape& shape, cudaStream_t stream, ForwardPlan plan) {
+                              const SparseAttentionShape& shape, cudaStream_t stream, ForwardPlan plan,
+                              const int32_t* document_start) {
   check_sparse_attention_shape(shape);
-  const Dims p = make_dims(shape);
+  Dims p = make_dims(shape);
+  p.document_start = document_start;
   if (plan == ForwardPlan::kAuto) plan = choose_forward_plan(shape);
   if (plan == ForwardPlan::kQueryMajor) {
     const bool two_tiles = p.R > 8;
@@ -1063,9 +1081,11 @@ size_t sparse_attention_backward_workspace_bytes(const SparseAttentionShape& sha
 void sparse_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                const __nv_bfloat16* out, const __nv_bfloat16* grad_out, const float* lse,
                                const int32_t* selection, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
-                               void* workspace, const SparseAttentionShape& shape, cudaStream_t stream) {
+                               void* workspace, const SparseAttentionShape& shape, cudaStream_t stream,
+                               const int32_t* document_start) {
   check_sparse_attention_shape(shape);
-  const Dims p = make_dims(shape);
+  Dims p = make_dims(shape);
+  p.document_start = document_start;
   const Segments seg = make_segments(shape);
   const Layout layout = make_layout(shape, true);
   auto* base = static_cast<unsigned char*>(workspace);

@@ -49,10 +49,12 @@ size_t sparse_attention_forward_workspace_bytes(const SparseAttentionShape& shap
 // block_select (slot 0 the current block, valid entries first, then -1). Writes out [B, T, Hq, D]
 // bf16 and lse [B, T, Hq] float32 (natural log-sum-exp of the scaled scores, for the backward).
 // `workspace`: sparse_attention_forward_workspace_bytes(shape, plan) bytes, 256-byte aligned.
+// `document_start` (int32 [B, T], the first token of each token's document in its row, or nullptr):
+// query t sees key u only when document_start[t] <= u <= t.
 void sparse_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                               const int32_t* selection, __nv_bfloat16* out, float* lse, void* workspace,
                               const SparseAttentionShape& shape, cudaStream_t stream,
-                              ForwardPlan plan = ForwardPlan::kAuto);
+                              ForwardPlan plan = ForwardPlan::kAuto, const int32_t* document_start = nullptr);
 
 // Device workspace of the backward (float32 gradient accumulators, the inverted selection, scan
 // scratch), in bytes.
@@ -60,10 +62,12 @@ size_t sparse_attention_backward_workspace_bytes(const SparseAttentionShape& sha
 
 // Gradients of sparse_attention_forward: grad_out [B, T, Hq, D] bf16 in; dq [B, T, Hq, D], dk and
 // dv [B, T, Hkv, D] bf16 out. `out` and `lse` are the forward's results. `workspace` holds
-// sparse_attention_backward_workspace_bytes(shape) bytes, 256-byte aligned.
+// sparse_attention_backward_workspace_bytes(shape) bytes, 256-byte aligned. `document_start` as
+// given to the forward.
 void sparse_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                const __nv_bfloat16* out, const __nv_bfloat16* grad_out, const float* lse,
                                const int32_t* selection, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
-                               void* workspace, const SparseAttentionShape& shape, cudaStream_t stream);
+                               void* workspace, const SparseAttentionShape& shape, cudaStream_t stream,
+                               const int32_t* document_start = nullptr);
 
 }  // namespace ssa::kernels

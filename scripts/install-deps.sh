@@ -3,8 +3,11 @@
 # packages already present are skipped, so the README's commands can call it every time.
 set -euo pipefail
 
+# libopenblas0-pthread: Debian's libtorch links the generic libblas.so.3, which is the reference
+# BLAS unless an optimised one is installed; OpenBLAS takes over that name (update-alternatives)
+# and makes CPU matrix products about 8x faster.
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config libopenblas0-pthread
   libtorch-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libpcre2-dev libzstd-dev zlib1g-dev libgloo-dev
   python3 python3-numpy python3-matplotlib curl ca-certificates

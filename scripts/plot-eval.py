@@ -27,6 +27,8 @@ def perplexity_series(run):
         out.append((f"{doc} word ppl", v["word_perplexity"]))
     for doc, v in run.get("ppl_tokens", {}).items():
         out.append((f"{doc} token ppl", v["token_perplexity"]))
+    for doc, v in run.get("ppl_shards", {}).items():
+        out.append((f"{doc} token ppl", v["token_perplexity"]))
     for doc, v in run.get("pg19", {}).items():
         for context, ppl in v["perplexity"].items():
             out.append((f"{doc} ppl@{context}", ppl))

@@ -3,8 +3,11 @@
 # packages into a private prefix, configure and build the CUDA build, run the GPU tests and the
 # attention benchmark, and leave logs and JSON under $OUT. Run from the repository root with
 # `.devdeps` carried. Environment knobs:
-#   SSA_GPU_STEPS    steps to run, any of "build test suite bench" (default: build test bench);
-#                    suite = the whole CTest suite of the CUDA build (needs SSA_TOKENIZER_JSON)
+#   SSA_GPU_STEPS    steps to run, any of "build test suite train bench" (default: build test bench);
+#                    suite = the whole CTest suite of the CUDA build (needs SSA_TOKENIZER_JSON);
+#                    train = `ssa train` on the GPU: the GPU quick start with a SIGTERM and a resume,
+#                    then a few steps of the paper's 1B model at 8k for each method (needs
+#                    SSA_CORPUS, a folder of token shards)
 #   SSA_GPU_TARGETS  ninja targets (default: ssa ssa_test_kernels)
 #   SSA_GTEST_FILTER GoogleTest filter for ssa_test_kernels (default: all)
 #   SSA_BENCH_ARGS   extra arguments for `ssa bench attention`
@@ -75,6 +78,37 @@ if [[ $status -eq 0 && " $steps " == *" suite "* ]]; then
   log "whole test suite (CTest)"
   ctest --test-dir "$build" -j8 --output-on-failure > "$out/ctest.log" 2>&1 || status=1
   grep -E "tests passed|\*\*\*Failed|Total Test time" "$out/ctest.log" | head -40
+fi
+
+if [[ $status -eq 0 && " $steps " == *" train "* ]]; then
+  ssa_bin=$build/ssa
+  runs=/tmp/gpu-runs
+  rm -rf "$runs"
+  log "train: GPU quick start, stopped by SIGTERM, then resumed"
+  quick=("$ssa_bin" train -c configs/quickstart/gpu.yaml "data.path=$SSA_CORPUS" "train.run_dir=$runs/quick"
+         train.steps=80 checkpoint.every=20 eval.every=40 log.every=10)
+  "${quick[@]}" > "$out/train-quick.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 120); do
+    grep -q "step 30/" "$out/train-quick.log" 2>/dev/null && break
+    sleep 1
+  done
+  kill -TERM $pid
+  wait $pid
+  echo "exit code after SIGTERM: $?" >> "$out/train-quick.log"
+  "${quick[@]}" --resume auto >> "$out/train-quick.log" 2>&1 || status=1
+  echo "exit code of the resumed run: $?" >> "$out/train-quick.log"
+  grep -E "step [0-9]+/80 \||validation|checkpoint|resum|exit code|error|signal" "$out/train-quick.log" | cut -c1-220
+  cp "$runs/quick/metrics.jsonl" "$out/train-quick-metrics.jsonl" 2>/dev/null
+  for method in full sparse ssa; do
+    log "train: paper 1B at 8k, method $method"
+    timeout 180 "$ssa_bin" train -c configs/paper/table1/ssa-rf256.yaml "data.path=$SSA_CORPUS" \
+      "train.run_dir=$runs/paper-$method" ssa.method=$method train.steps=8 train.global_batch_size=2 \
+      checkpoint.every=0 eval.every=0 log.every=1 ${SSA_TRAIN_ARGS:-} > "$out/train-1b-$method.log" 2>&1 || status=1
+    grep -E "train:|step [0-9]+/8 \||error" "$out/train-1b-$method.log" | cut -c1-260
+    # The end-of-run checkpoint of a 1B model with its optimizer state is about 15 GB.
+    rm -rf "$runs/paper-$method"
+  done
 fi
 
 if [[ ${SSA_GPU_PROFILE:-0} == 1 ]]; then

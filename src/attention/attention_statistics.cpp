@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ssa/attention/document_mask.h"
 #include "ssa/attention/sparse_attention.h"
 #include "ssa/util/error.h"
 
@@ -17,12 +18,15 @@ torch::Tensor per_position(const torch::Tensor& x) {
 }  // namespace
 
 AttentionStatistics attention_statistics(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const SparseSpec& spec, int64_t query_chunk, const torch::Tensor& selection) {
+                                         const SparseSpec& spec, int64_t query_chunk, const torch::Tensor& selection,
+                                         const torch::Tensor& document_starts) {
   if (q.dim() != 4 || k.dim() != 4 || !k.sizes().equals(v.sizes())) {
     throw UsageError("attention statistics: q must be [batch, length, heads, head_dim], k and v alike");
   }
+  check_document_starts(document_starts, q);
   torch::NoGradGuard no_grad;
-  const torch::Tensor selected = selection.defined() ? selection : select_blocks(q, k, spec, query_chunk);
+  const torch::Tensor selected =
+      selection.defined() ? selection : select_blocks(q, k, spec, query_chunk, document_starts);
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), D = q.size(3), Hkv = k.size(2);
   const int64_t G = Hq / Hkv;
   const int64_t Bs = spec.block_size;
@@ -45,16 +49,16 @@ AttentionStatistics attention_statistics(const torch::Tensor& q, const torch::Te
     const int64_t n = std::min(query_chunk, T - t0);
     const int64_t keys = t0 + n;  // causal: later keys carry no mass
     const int64_t blocks = (keys + Bs - 1) / Bs;
-    auto query_pos = torch::arange(t0, t0 + n, index_options);
     auto key_pos = torch::arange(keys, index_options);
-    auto future = key_pos.unsqueeze(0) > query_pos.unsqueeze(1);  // [n, keys]
+    // Keys a query cannot see (later ones, other documents), [B or 1, 1, 1, n, keys].
+    auto hidden = visible_keys(document_starts, t0, n, keys, q.device()).logical_not().unsqueeze(1).unsqueeze(1);
 
     auto qc = q.narrow(1, t0, n).to(type).permute({0, 2, 1, 3}).reshape({B, Hkv, G, n, D});
     auto scores = torch::matmul(qc, kh.narrow(3, 0, keys).transpose(-1, -2)) * scale;  // [B, Hkv, G, n, keys]
-    auto log_p = torch::log_softmax(scores.masked_fill(future, neg_inf), -1);
+    auto log_p = torch::log_softmax(scores.masked_fill(hidden, neg_inf), -1);
     scores = torch::Tensor();
     auto p = log_p.exp();
-    entropy.push_back(per_position(-(p * log_p.masked_fill(future, 0.0)).sum(-1)));
+    entropy.push_back(per_position(-(p * log_p.masked_fill(hidden, 0.0)).sum(-1)));
     log_p = torch::Tensor();
 
     // Token mask of the selected blocks, [B, Hkv, H_sel / Hkv, n, keys]; -1 entries go to a spare
@@ -67,7 +71,7 @@ AttentionStatistics attention_statistics(const torch::Tensor& q, const torch::Te
 
     auto kept = p.masked_fill(in_selection.logical_not(), 0.0);
     auto kept_mass = kept.sum(-1);                                // [B, Hkv, G, n]
-    auto dropped_mass = p.masked_fill(in_selection, 0.0).sum(-1);  // future tokens have p = 0
+    auto dropped_mass = p.masked_fill(in_selection, 0.0).sum(-1);  // invisible tokens have p = 0
     sparsity.push_back(per_position(kept_mass));
     dropped.push_back(per_position(dropped_mass));
     // -log(sparsity), through log1p where sparsity is close to 1 and `dropped` is the precise one.
@@ -77,7 +81,7 @@ AttentionStatistics attention_statistics(const torch::Tensor& q, const torch::Te
     auto o_full = torch::matmul(p, values);
     auto o_sparse = torch::matmul(kept, values) / kept_mass.unsqueeze(-1);
     output_error.push_back(per_position((o_full - o_sparse).pow(2).sum(-1).sqrt()));
-    auto dropped_tokens = in_selection.logical_or(future).logical_not();
+    auto dropped_tokens = in_selection.logical_or(hidden).logical_not();
     auto max_dropped_norm = value_norms.narrow(-1, 0, keys).masked_fill(dropped_tokens.logical_not(), 0.0).amax(-1);
     auto bound = dropped_mass * (max_dropped_norm + o_sparse.pow(2).sum(-1).sqrt());
     error_bound.push_back(per_position(bound));
@@ -106,9 +110,11 @@ std::vector<AttentionStatistics> model_attention_statistics(model::LlamaForCausa
   std::vector<AttentionStatistics> layers(static_cast<size_t>(model->config().num_layers));
   const SparseSpec spec = options.sparse;
   const int64_t query_chunk = options.query_chunk;
+  torch::Tensor starts;
+  if (options.document_mask && options.position_ids.defined()) starts = document_starts(options.position_ids);
   options.on_attention_inputs = [&](int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                                     const torch::Tensor& v) {
-    layers.at(static_cast<size_t>(layer)) = attention_statistics(q, k, v, spec, query_chunk);
+    layers.at(static_cast<size_t>(layer)) = attention_statistics(q, k, v, spec, query_chunk, {}, starts);
   };
   // Only the forward of the chosen mode is needed, not the alignment loss.
   options.dual_stream = false;

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ssa/attention/document_mask.h"
 #include "ssa/attention/sparse_attention.h"
 #include "ssa/util/error.h"
 
@@ -30,8 +31,9 @@ void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const SparseSp
 }  // namespace
 
 torch::Tensor select_blocks(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec,
-                            int64_t query_chunk) {
+                            int64_t query_chunk, const torch::Tensor& document_starts) {
   check_inputs(q, k, spec, query_chunk);
+  check_document_starts(document_starts, q);
   torch::NoGradGuard no_grad;
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), D = q.size(3), Hkv = k.size(2);
   const int64_t G = Hq / Hkv;
@@ -70,13 +72,20 @@ torch::Tensor select_blocks(const torch::Tensor& q, const torch::Tensor& k, cons
     if (past_slots > 0) {
       auto qc = q.narrow(1, t0, n).to(type).permute({0, 2, 1, 3}).reshape({B, Hkv, G, n, D});
       auto scores = torch::matmul(qc, block_keys.narrow(-1, 0, candidates));  // [B, Hkv, G, n, candidates]
-      auto block_index = torch::arange(candidates, index_options);
-      auto not_past = block_index.unsqueeze(0) >= current.unsqueeze(1);  // [n, candidates]
+      auto block_index = torch::arange(candidates, index_options).view({1, 1, 1, candidates});
+      // Blocks that are no candidates: the current block and later ones, and those before the
+      // block of the query's document start. [B or 1, 1, n, candidates].
+      auto not_past = block_index >= current.view({1, 1, n, 1});
+      if (document_starts.defined()) {
+        auto first_block = torch::div(document_starts.narrow(1, t0, n).to(torch::kInt64), Bs, "floor");
+        not_past = not_past.logical_or(block_index < first_block.view({B, 1, n, 1}));
+      }
       torch::Tensor importance;
       if (group) {
         // Per-head softmax over the past blocks, summed over the group. Queries of block 0 have no
         // past block: their rows are all -inf, softmax gives NaN, and the fill below clears it.
-        auto p = torch::softmax((scores * scale).masked_fill(not_past, neg_inf), -1).masked_fill(not_past, 0.0);
+        auto p = torch::softmax((scores * scale).masked_fill(not_past.unsqueeze(2), neg_inf), -1)
+                     .masked_fill(not_past.unsqueeze(2), 0.0);
         importance = p.sum(2);  // [B, Hkv, n, candidates]
       } else {
         importance = scores.reshape({B, Hq, n, candidates});  // query head h*G+g in [h, g] order

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ssa/attention/document_mask.h"
 #include "ssa/util/error.h"
 
 #if SSA_HAVE_CUDA_KERNELS
@@ -46,9 +47,12 @@ void check_selection(const torch::Tensor& selection, const torch::Tensor& q, con
 }  // namespace
 
 torch::Tensor sparse_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const SparseSpec& spec, int64_t query_chunk, const torch::Tensor& selection) {
+                                         const SparseSpec& spec, int64_t query_chunk, const torch::Tensor& selection,
+                                         const torch::Tensor& document_starts) {
   check_inputs(q, k, v, spec, query_chunk);
-  const torch::Tensor selected = selection.defined() ? selection : select_blocks(q, k, spec, query_chunk);
+  check_document_starts(document_starts, q);
+  const torch::Tensor selected =
+      selection.defined() ? selection : select_blocks(q, k, spec, query_chunk, document_starts);
   check_selection(selected, q, k, spec);
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), D = q.size(3), Hkv = k.size(2);
   const int64_t Bs = spec.block_size;
@@ -86,10 +90,14 @@ torch::Tensor sparse_attention_reference(const torch::Tensor& q, const torch::Te
     auto rows = (row_base + blocks.clamp_min(0)).reshape({-1});
     auto keys = key_blocks.index_select(0, rows).view({B, H_sel, n, K * Bs, D});
     auto values = value_blocks.index_select(0, rows).view({B, H_sel, n, K * Bs, D});
-    // Token u of each gathered slot; allowed when its block is a real selection and u <= t.
+    // Token u of each gathered slot; allowed when its block is a real selection, u <= t and u is
+    // not before the start of t's document.
     auto tokens = (blocks.unsqueeze(-1) * Bs + offsets).reshape({B, H_sel, n, K * Bs});
     auto positions = torch::arange(t0, t0 + n, index_options).view({1, 1, n, 1});
     auto allowed = (blocks >= 0).repeat_interleave(Bs, -1).logical_and(tokens <= positions);
+    if (document_starts.defined()) {
+      allowed = allowed.logical_and(tokens >= document_starts.narrow(1, t0, n).to(torch::kInt64).view({B, 1, n, 1}));
+    }
 
     auto qc = q.narrow(1, t0, n).to(type).permute({0, 2, 1, 3}).reshape({B, H_sel, group, n, D}).transpose(2, 3);
     auto scores = torch::matmul(qc, keys.transpose(-1, -2)) * scale;  // [B, H_sel, n, group, K * Bs]
@@ -102,21 +110,24 @@ torch::Tensor sparse_attention_reference(const torch::Tensor& q, const torch::Te
 
 torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const SparseSpec& spec, Backend backend, int64_t query_chunk,
-                               const torch::Tensor& selection) {
+                               const torch::Tensor& selection, const torch::Tensor& document_starts) {
   // The one dispatch point: the CUDA kernels where they cover the call, else the reference path.
   if (backend == Backend::kCuda && !q.is_cuda()) {
     throw UsageError("attention.backend=cuda needs CUDA tensors; use auto or reference on the CPU");
   }
 #if SSA_HAVE_CUDA_KERNELS
   if (q.is_cuda() && backend != Backend::kReference && sparse_attention_cuda_supports(q, k, spec)) {
-    return sparse_attention_cuda(q, k, v, spec, selection.defined() ? selection : select_blocks_cuda(q, k, spec));
+    check_document_starts(document_starts, q);
+    return sparse_attention_cuda(q, k, v, spec,
+                                 selection.defined() ? selection : select_blocks_cuda(q, k, spec, document_starts),
+                                 document_starts);
   }
 #endif
   if (backend == Backend::kCuda) {
     throw UsageError("attention.backend=cuda: the CUDA kernels do not cover these inputs (dtype, head_dim, block "
                      "size or group size) or are not built; use auto or reference");
   }
-  return sparse_attention_reference(q, k, v, spec, query_chunk, selection);
+  return sparse_attention_reference(q, k, v, spec, query_chunk, selection, document_starts);
 }
 
 }  // namespace ssa::attention

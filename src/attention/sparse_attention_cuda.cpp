@@ -7,6 +7,7 @@
 
 #include "block_select.h"
 #include "sparse_attention.h"
+#include "ssa/attention/document_mask.h"
 #include "ssa/util/error.h"
 
 namespace ssa::attention {
@@ -35,6 +36,11 @@ kernels::SparseAttentionShape attention_shape(const torch::Tensor& q, const torc
   return s;
 }
 
+// The kernels' document_start pointer: the data of `contiguous_starts` (undefined: nullptr).
+const int32_t* starts_data(const torch::Tensor& contiguous_starts) {
+  return contiguous_starts.defined() ? contiguous_starts.data_ptr<int32_t>() : nullptr;
+}
+
 void require(bool condition, const std::string& message) {
   if (!condition) throw UsageError("sparse attention (CUDA): " + message);
 }
@@ -53,15 +59,19 @@ void check_tensors(const torch::Tensor& q, const torch::Tensor& k, const torch::
               "] on q's device");
 }
 
-// Autograd node: saves the inputs, the output and its log-sum-exp; the selection is an input
-// without gradient.
+// Autograd inputs must be defined tensors: no document masking travels as an empty tensor.
+torch::Tensor starts_or_undefined(const torch::Tensor& starts) { return starts.numel() == 0 ? torch::Tensor() : starts; }
+
+// Autograd node: saves the inputs, the output and its log-sum-exp; the selection and the document
+// starts are inputs without gradient.
 struct SparseAttentionFunction : public torch::autograd::Function<SparseAttentionFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor q, torch::Tensor k,
-                               torch::Tensor v, torch::Tensor selection, int64_t block_size, int64_t topk,
-                               bool group) {
+                               torch::Tensor v, torch::Tensor selection, torch::Tensor document_starts,
+                               int64_t block_size, int64_t topk, bool group) {
     const SparseSpec spec{block_size, topk, group ? Selection::kGroup : Selection::kHead};
-    auto [out, lse] = sparse_attention_cuda_forward(q, k, v, spec, selection);
-    ctx->save_for_backward({q, k, v, out, lse, selection});
+    auto [out, lse] = sparse_attention_cuda_forward(q, k, v, spec, selection, SparseForwardPlan::kAuto,
+                                                    starts_or_undefined(document_starts));
+    ctx->save_for_backward({q, k, v, out, lse, selection, document_starts});
     ctx->saved_data["block_size"] = block_size;
     ctx->saved_data["topk"] = topk;
     ctx->saved_data["group"] = group;
@@ -73,9 +83,9 @@ struct SparseAttentionFunction : public torch::autograd::Function<SparseAttentio
     const auto saved = ctx->get_saved_variables();
     const SparseSpec spec{ctx->saved_data["block_size"].toInt(), ctx->saved_data["topk"].toInt(),
                           ctx->saved_data["group"].toBool() ? Selection::kGroup : Selection::kHead};
-    auto [dq, dk, dv] =
-        sparse_attention_cuda_backward(saved[0], saved[1], saved[2], saved[3], saved[4], grads[0], spec, saved[5]);
-    return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    auto [dq, dk, dv] = sparse_attention_cuda_backward(saved[0], saved[1], saved[2], saved[3], saved[4], grads[0],
+                                                       spec, saved[5], starts_or_undefined(saved[6]));
+    return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -96,10 +106,13 @@ bool sparse_attention_cuda_supports(const torch::Tensor& q, const torch::Tensor&
   return true;
 }
 
-torch::Tensor select_blocks_cuda(const torch::Tensor& q_in, const torch::Tensor& k_in, const SparseSpec& spec) {
+torch::Tensor select_blocks_cuda(const torch::Tensor& q_in, const torch::Tensor& k_in, const SparseSpec& spec,
+                                 const torch::Tensor& document_starts) {
   require(sparse_attention_cuda_supports(q_in, k_in, spec), "unsupported inputs for block selection");
+  check_document_starts(document_starts, q_in);
   const c10::cuda::CUDAGuard guard(q_in.device());
   const auto q = q_in.contiguous(), k = k_in.contiguous();
+  const auto starts = document_starts.defined() ? document_starts.contiguous() : torch::Tensor();
   kernels::BlockSelectShape s;
   s.batch = q.size(0);
   s.length = q.size(1);
@@ -114,7 +127,7 @@ torch::Tensor select_blocks_cuda(const torch::Tensor& q_in, const torch::Tensor&
   auto workspace = torch::empty({static_cast<int64_t>(kernels::block_select_workspace_bytes(s))},
                                 q.options().dtype(torch::kUInt8));
   kernels::block_select(bf16_data(q), bf16_data(k), selection.data_ptr<int32_t>(), workspace.data_ptr(), s,
-                        at::cuda::getCurrentCUDAStream().stream());
+                        at::cuda::getCurrentCUDAStream().stream(), starts_data(starts));
   return selection;
 }
 
@@ -123,11 +136,14 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_attention_cuda_forward(const tor
                                                                        const torch::Tensor& v_in,
                                                                        const SparseSpec& spec,
                                                                        const torch::Tensor& selection_in,
-                                                                       SparseForwardPlan plan) {
+                                                                       SparseForwardPlan plan,
+                                                                       const torch::Tensor& document_starts) {
   check_tensors(q_in, k_in, v_in, spec, selection_in);
+  check_document_starts(document_starts, q_in);
   const c10::cuda::CUDAGuard guard(q_in.device());
   const auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   const auto selection = selection_in.contiguous();
+  const auto starts = document_starts.defined() ? document_starts.contiguous() : torch::Tensor();
   auto out = torch::empty_like(q);
   auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat32));
   const auto shape = attention_shape(q, k, spec, selection);
@@ -138,15 +154,16 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_attention_cuda_forward(const tor
   auto workspace = torch::empty({std::max<int64_t>(bytes, 1)}, q.options().dtype(torch::kUInt8));
   kernels::sparse_attention_forward(bf16_data(q), bf16_data(k), bf16_data(v), selection.data_ptr<int32_t>(),
                                     bf16_data(out), lse.data_ptr<float>(), workspace.data_ptr(), shape,
-                                    at::cuda::getCurrentCUDAStream().stream(), kernel_plan);
+                                    at::cuda::getCurrentCUDAStream().stream(), kernel_plan, starts_data(starts));
   return {out, lse};
 }
 
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> sparse_attention_cuda_backward(
     const torch::Tensor& q_in, const torch::Tensor& k_in, const torch::Tensor& v_in, const torch::Tensor& out_in,
     const torch::Tensor& lse_in, const torch::Tensor& grad_out_in, const SparseSpec& spec,
-    const torch::Tensor& selection_in) {
+    const torch::Tensor& selection_in, const torch::Tensor& document_starts) {
   check_tensors(q_in, k_in, v_in, spec, selection_in);
+  check_document_starts(document_starts, q_in);
   require(out_in.sizes().equals(q_in.sizes()) && grad_out_in.sizes().equals(q_in.sizes()),
           "out and grad_out must be shaped like q");
   const c10::cuda::CUDAGuard guard(q_in.device());
@@ -155,6 +172,7 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> sparse_attention_cuda_ba
   const auto grad_out = grad_out_in.to(torch::kBFloat16).contiguous();
   const auto lse = lse_in.contiguous();
   const auto selection = selection_in.contiguous();
+  const auto starts = document_starts.defined() ? document_starts.contiguous() : torch::Tensor();
   const auto shape = attention_shape(q, k, spec, selection);
   auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
   auto workspace = torch::empty({static_cast<int64_t>(kernels::sparse_attention_backward_workspace_bytes(shape))},
@@ -162,13 +180,16 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> sparse_attention_cuda_ba
   kernels::sparse_attention_backward(bf16_data(q), bf16_data(k), bf16_data(v), bf16_data(out), bf16_data(grad_out),
                                      lse.data_ptr<float>(), selection.data_ptr<int32_t>(), bf16_data(dq),
                                      bf16_data(dk), bf16_data(dv), workspace.data_ptr(), shape,
-                                     at::cuda::getCurrentCUDAStream().stream());
+                                     at::cuda::getCurrentCUDAStream().stream(), starts_data(starts));
   return {dq, dk, dv};
 }
 
 torch::Tensor sparse_attention_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                    const SparseSpec& spec, const torch::Tensor& selection) {
-  return SparseAttentionFunction::apply(q, k, v, selection, spec.block_size, spec.topk,
+                                    const SparseSpec& spec, const torch::Tensor& selection,
+                                    const torch::Tensor& document_starts) {
+  const auto starts =
+      document_starts.defined() ? document_starts : torch::empty({0}, q.options().dtype(torch::kInt32));
+  return SparseAttentionFunction::apply(q, k, v, selection, starts, spec.block_size, spec.topk,
                                         spec.selection == Selection::kGroup);
 }
 

@@ -8,7 +8,9 @@
 namespace ssa::cli {
 
 void add_config_options(CLI::App& command, ConfigOptions& options) {
-  command.add_option("--config,-c", options.files, "YAML configuration file; repeat to layer (later files win)");
+  // One file per --config, so overrides may follow it directly: `-c a.yaml model.num_layers=4`.
+  command.add_option("--config,-c", options.files, "YAML configuration file; repeat to layer (later files win)")
+      ->allow_extra_args(false);
   command.add_option("overrides", options.overrides, "Dotted overrides section.key=value (win last)");
   command.add_flag("--dump-config", options.dump, "Print the resolved configuration and exit");
 }

@@ -224,6 +224,10 @@ std::vector<Field> build_schema() {
                      {"auto", "reference", "cuda"});
   r.add<int64_t>("attention.query_chunk", SSA_ACCESS(attention.query_chunk),
                  "Queries processed at once by the reference path; bounds memory at long lengths.");
+  r.add<bool>("attention.document_mask", SSA_ACCESS(attention.document_mask),
+              "Training and validation: a token attends only to its own document of a packed row (documents start "
+              "where position ids restart), in full and sparse attention and in block selection. `false` is the "
+              "paper's released code (attention crosses document boundaries).");
   // --- ssa --------------------------------------------------------------------------------
   r.add<std::string>("ssa.method", SSA_ACCESS(ssa.method),
                      "`full` (FullAttn baseline), `sparse` (MoBA baseline) or `ssa` (both streams, aligned).",
@@ -287,6 +291,10 @@ std::vector<Field> build_schema() {
                      {"none", "full", "selective"});
   r.add<int64_t>("train.activation_checkpointing_every", SSA_ACCESS(train.activation_checkpointing_every),
                  "`selective`: checkpoint layers 0, N, 2N, ...");
+  r.add<std::string>("train.init_from", SSA_ACCESS(train.init_from),
+                     "Model folder (or checkpoint folder) whose weights start the run instead of the random init: "
+                     "weights only, with a fresh optimizer, schedule and data position; shapes must match `model`, "
+                     "RoPE settings may differ. Ignored when the run resumes from its own checkpoint.");
   // --- optim ------------------------------------------------------------------------------
   r.add<double>("optim.lr", SSA_ACCESS(optim.lr), "Peak learning rate (after warmup).");
   r.add<double>("optim.beta1", SSA_ACCESS(optim.beta1), "AdamW first-moment decay.");
@@ -329,6 +337,22 @@ std::vector<Field> build_schema() {
   // --- log --------------------------------------------------------------------------------
   r.add<int64_t>("log.every", SSA_ACCESS(log.every), "Steps between console lines (metrics.jsonl gets every step).");
   r.add<bool>("log.tensorboard", SSA_ACCESS(log.tensorboard), "Write TensorBoard event files under `train.run_dir/tb/`.");
+  // --- dist -------------------------------------------------------------------------------
+  r.add<int64_t>("dist.zero", SSA_ACCESS(dist.zero),
+                 "ZeRO stage: 0 = every rank keeps the whole optimizer state; 1 = the AdamW state and the fp32 "
+                 "master update are sharded over the ranks (gradients reduce-scattered, parameters all-gathered); "
+                 "2 = the gradients are sharded too (reduce-scattered after every micro-batch).");
+  r.add<std::string>("dist.reduce_dtype", SSA_ACCESS(dist.reduce_dtype),
+                     "Dtype the gradients travel in between ranks (they are summed locally in fp32 either way).",
+                     {"fp32", "bf16"});
+  r.add<double>("dist.bucket_mb", SSA_ACCESS(dist.bucket_mb),
+                "MiB of fp32 gradients per reduction bucket; a bucket is reduced as soon as the backward pass has "
+                "produced all its gradients.");
+  r.add<int64_t>("dist.timeout_s", SSA_ACCESS(dist.timeout_s),
+                 "Seconds a rank waits for the others (rendezvous, collectives, checkpoint barriers) before it "
+                 "exits with code 5; must exceed the longest step and checkpoint save.");
+  r.add<std::string>("dist.backend", SSA_ACCESS(dist.backend),
+                     "Collective backend: `auto` = NCCL on CUDA, Gloo on CPU.", {"auto", "nccl", "gloo"});
   return r.fields_;
 }
 
@@ -407,6 +431,9 @@ const std::vector<Section>& sections() {
        "newest. One is always written when a run ends."},
       {"eval", "Validation during training on the loader's held-out split."},
       {"log", "Console lines (rank 0), metrics.jsonl (every step) and TensorBoard event files."},
+      {"dist",
+       "Data-parallel training when the process is started by torchrun or srun (RANK, WORLD_SIZE, ... or the "
+       "SLURM variables; docs/distributed.md). One process without those variables ignores this section."},
   };
   return all;
 }

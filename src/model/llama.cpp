@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "ssa/attention/document_mask.h"
 #include "ssa/attention/full_attention.h"
 #include "ssa/attention/sparse_attention.h"
 #include "ssa/util/error.h"
@@ -50,14 +51,16 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, LayerContext& 
   const bool need_sparse = opt.dual_stream || mode == attention::Mode::kSparse;
 
   torch::Tensor o_full, o_sparse;
-  if (need_full) o_full = gated(attention::full_attention(q, k, v, opt.backend, opt.query_chunk));
+  const auto& starts = ctx.document_starts;
+  if (need_full) o_full = gated(attention::full_attention(q, k, v, opt.backend, opt.query_chunk, starts));
   if (need_sparse) {
     torch::Tensor selection;
     if (opt.keep_selections) {
-      selection = attention::select_blocks(q, k, opt.sparse, opt.query_chunk);
+      selection = attention::select_blocks(q, k, opt.sparse, opt.query_chunk, starts);
       ctx.result.selections[layer] = selection;
     }
-    o_sparse = gated(attention::sparse_attention(q, k, v, opt.sparse, opt.backend, opt.query_chunk, selection));
+    o_sparse =
+        gated(attention::sparse_attention(q, k, v, opt.sparse, opt.backend, opt.query_chunk, selection, starts));
   }
   if (opt.dual_stream) ctx.result.layer_align[layer] = attention::alignment_loss(o_full, o_sparse, opt.align);
 
@@ -113,6 +116,7 @@ ForwardResult LlamaForCausalLMImpl::forward(const torch::Tensor& tokens, const F
   if (options.dual_stream) result.layer_align.resize(config_.num_layers);
   if (options.keep_selections) result.selections.resize(config_.num_layers);
   LayerContext context{options, rope, result};
+  if (options.document_mask) context.document_starts = attention::document_starts(positions);
 
   auto h = model->embed_tokens(tokens);
   for (int64_t l = 0; l < config_.num_layers; ++l) {

@@ -43,14 +43,19 @@ LoadedCheckpoint read_checkpoint(const fs::path& folder) {
   }
   LoadedCheckpoint out;
   out.folder = folder;
+  bool sharded_optimizer = false;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    sharded_optimizer = sharded_optimizer || entry.path().filename().string().rfind(kOptimizerShardPrefix, 0) == 0;
+  }
   for (const char* name : {"config.json", io::kSingleWeightsFile, kOptimizerFile, kTrainerStateFile}) {
+    if (name == std::string(kOptimizerFile) && sharded_optimizer) continue;
     if (!fs::is_regular_file(folder / name)) {
       throw FormatError(fmt::format("checkpoint {} is damaged: {} is missing", folder.string(), name));
     }
   }
   out.model_config = io::read_hf_config(folder / "config.json");
   out.weights = model::read_tensor_file(folder / io::kSingleWeightsFile);
-  out.optimizer = model::read_tensor_file(folder / kOptimizerFile);
+  if (!sharded_optimizer) out.optimizer = model::read_tensor_file(folder / kOptimizerFile);
   const fs::path state_path = folder / kTrainerStateFile;
   nlohmann::json json;
   try {
@@ -68,7 +73,7 @@ LoadedCheckpoint read_checkpoint(const fs::path& folder) {
 
 CheckpointStore::CheckpointStore(const fs::path& run_dir) : folder_(run_dir / "checkpoints") {}
 
-fs::path CheckpointStore::save(const CheckpointContents& c) {
+fs::path CheckpointStore::save(const CheckpointContents& c, const std::function<void(const fs::path&)>& alongside) {
   fs::create_directories(folder_);
   const fs::path target = step_folder(c.state.step);
   const std::string config_json = io::to_hf_config(c.model, c.attention, "float32").dump(2) + "\n";
@@ -76,9 +81,12 @@ fs::path CheckpointStore::save(const CheckpointContents& c) {
   io::write_directory_atomic(target, [&](const fs::path& staging) {
     io::write_file_atomic(staging / "config.json", config_json);
     model::write_tensor_file(staging / io::kSingleWeightsFile, c.weights, {{"format", "pt"}});
-    model::write_tensor_file(staging / kOptimizerFile, c.optimizer,
-                             {{"optimizer", "adamw"}, {"updates", std::to_string(c.state.optimizer_updates)}});
+    if (!c.optimizer.empty()) {
+      model::write_tensor_file(staging / kOptimizerFile, c.optimizer,
+                               {{"optimizer", "adamw"}, {"updates", std::to_string(c.state.optimizer_updates)}});
+    }
     io::write_file_atomic(staging / kTrainerStateFile, state_json);
+    if (alongside) alongside(staging);
     io::write_file_atomic(staging / kDoneFile, fmt::format("step {}\n", c.state.step));
   });
   io::write_file_atomic(folder_ / kLatestFile, checkpoint_name(c.state.step) + "\n");

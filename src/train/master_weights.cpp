@@ -47,10 +47,20 @@ std::vector<torch::Tensor> MasterWeights::gradients() {
   return out;
 }
 
+void MasterWeights::discard_gradient_sums() {
+  for (auto& sum : gradient_sums_) sum = torch::Tensor();
+}
+
+torch::Tensor MasterWeights::accumulated_gradient(size_t i) const {
+  return gradient_sums_.empty() ? model_parameters_[i].grad() : gradient_sums_[i];
+}
+
 void MasterWeights::zero_gradients() {
   torch::NoGradGuard no_grad;
   for (auto& p : model_parameters_) p.mutable_grad() = torch::Tensor();
-  for (auto& sum : gradient_sums_) sum.zero_();
+  for (auto& sum : gradient_sums_) {
+    if (sum.defined()) sum.zero_();
+  }
 }
 
 void MasterWeights::publish() {

@@ -1,5 +1,6 @@
 #include "ssa/train/train_forward.h"
 
+#include "ssa/attention/document_mask.h"
 #include "ssa/train/activation_checkpoint.h"
 
 namespace ssa::train {
@@ -34,16 +35,19 @@ MicroBatchLoss TrainForward::operator()(const MicroBatch& batch, const model::Fo
   auto& m = *model_;
   const int64_t num_layers = m.config().num_layers;
   const model::RopeTables rope = model::rope_tables(rope_, batch.positions);
+  const torch::Tensor document_starts =
+      options.document_mask ? attention::document_starts(batch.positions) : torch::Tensor();
 
   std::vector<torch::Tensor> layer_align;
   auto h = m.model->embed_tokens(batch.inputs);
   for (int64_t l = 0; l < num_layers; ++l) {
     // Captures by value: a checkpointed layer runs again in backward, after this call returned.
     auto layer = m.model->layers->ptr<model::LlamaDecoderLayerImpl>(l);
-    const Segment run_layer = [layer, options, rope, l, num_layers](const std::vector<torch::Tensor>& in) {
+    const Segment run_layer = [layer, options, rope, document_starts, l,
+                               num_layers](const std::vector<torch::Tensor>& in) {
       model::ForwardResult result;
       if (options.dual_stream) result.layer_align.resize(num_layers);
-      model::LayerContext context{options, rope, result};
+      model::LayerContext context{options, rope, result, document_starts};
       std::vector<torch::Tensor> out{layer->forward(in[0], context, l)};
       if (options.dual_stream) out.push_back(result.layer_align[l].to(torch::kFloat32));
       return out;

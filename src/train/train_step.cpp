@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "ssa/attention/alignment_loss.h"
+#include "ssa/dist/data_parallel.h"
 #include "ssa/train/grad_norm.h"
 
 namespace ssa::train {
@@ -16,17 +17,27 @@ AdamW make_adamw(const MasterWeights& weights, const config::OptimConfig& optim)
   return AdamW(weights.masters(), decay, adamw_options(optim));
 }
 
-TrainStep::TrainStep(const config::Config& config, model::LlamaForCausalLM model, torch::ScalarType compute_dtype)
+TrainStep::TrainStep(const config::Config& config, model::LlamaForCausalLM model, torch::ScalarType compute_dtype,
+                     dist::ProcessGroup* group)
     : config_(config),
       model_(model),
       weights_(model, compute_dtype),
-      optimizer_(make_adamw(weights_, config.optim)),
+      parallel_(group ? std::make_unique<dist::DataParallel>(*group, weights_, model->parameters(), config.dist)
+                      : nullptr),
+      optimizer_(parallel_ ? parallel_->make_optimizer(config.optim) : make_adamw(weights_, config.optim)),
       forward_(model, config.train.activation_checkpointing, config.train.activation_checkpointing_every),
       sampler_(static_cast<uint64_t>(config.train.seed), config.ssa.p_full, config.ssa.mode_sampling == "per_layer") {
   base_options_.sparse = attention::sparse_spec(config.attention);
   base_options_.backend = attention::parse_backend(config.attention.backend);
   base_options_.query_chunk = config.attention.query_chunk;
+  base_options_.document_mask = config.attention.document_mask;
   base_options_.align = attention::align_spec(config.ssa.align);
+}
+
+TrainStep::~TrainStep() = default;
+
+std::vector<dist::StatePiece> TrainStep::optimizer_pieces() const {
+  return parallel_ ? parallel_->optimizer_pieces() : dist::whole_pieces(weights_.masters());
 }
 
 model::ForwardOptions TrainStep::forward_options(uint64_t counter) const {
@@ -75,8 +86,14 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const St
     torch::Tensor loss = parts.ce_sum * token_weight;
     if (ssa) loss = loss + parts.align * (alpha * micro_weight);
     if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
+    const bool last = i + 1 == micro_batches.size();
+    if (parallel_) parallel_->before_backward(last);
     loss.backward();
-    weights_.accumulate();
+    if (parallel_) {
+      parallel_->after_backward(last);
+    } else {
+      weights_.accumulate();
+    }
     if (i == 0) {
       ce_sum = ce_sum.to(parts.ce_sum.device());
       align_sum = align_sum.to(parts.ce_sum.device());
@@ -86,17 +103,22 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const St
     result.input_tokens += batch.inputs.numel();
     result.target_tokens += batch.target_tokens;
   }
-  result.ce = ce_sum.item<double>() * token_weight;
-  result.align = micro_batches.empty() ? 0.0 : align_sum.item<double>() / static_cast<double>(micro_batches.size());
+  // Sums over every rank's micro-batches (totals counts all of them).
+  std::vector<double> sums{ce_sum.item<double>(), align_sum.item<double>()};
+  if (parallel_) sums = parallel_->group().sum(sums, "loss reduction");
+  result.ce = sums[0] * token_weight;
+  result.align = sums[1] * micro_weight;
   result.loss = result.ce + (ssa ? alpha * result.align : 0.0);
   if (poison) result.loss = std::numeric_limits<double>::quiet_NaN();
 
-  auto grads = weights_.gradients();
-  result.grad_norm = global_grad_norm(grads);
+  auto grads = parallel_ ? parallel_->gradients() : weights_.gradients();
+  result.grad_norm = parallel_ ? parallel_->gradient_norm(grads) : global_grad_norm(grads);
   result.skipped = !std::isfinite(result.loss) || !std::isfinite(result.grad_norm);
+  if (parallel_) result.skipped = parallel_->group().any(result.skipped, "non-finite check");
   if (!result.skipped) {
     result.clip = clip_factor(result.grad_norm, config_.optim.grad_clip);
     optimizer_.step(lr, grads, result.clip);
+    if (parallel_) parallel_->after_update();
     weights_.publish();
   }
   weights_.zero_gradients();

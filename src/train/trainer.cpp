@@ -6,8 +6,13 @@
 #include <spdlog/spdlog.h>
 
 #include "ssa/config/loader.h"
+#include "ssa/dist/checkpoint_sync.h"
+#include "ssa/dist/optimizer_shards.h"
+#include "ssa/dist/process_group.h"
+#include "ssa/dist/validation_reduction.h"
 #include "ssa/io/atomic_file.h"
 #include "ssa/io/safetensors.h"
+#include "ssa/model/initial_weights.h"
 #include "ssa/model/llama.h"
 #include "ssa/train/checkpoint_store.h"
 #include "ssa/train/device_info.h"
@@ -43,12 +48,19 @@ int64_t accumulation_steps(const config::TrainConfig& t, int64_t world) {
   return sequences / per_forward;
 }
 
-torch::Device pick_device(const std::string& name) {
+// `local_rank` (the launcher's LOCAL_RANK) picks the GPU.
+torch::Device pick_device(const std::string& name, int64_t local_rank) {
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda" && !compat::cuda_available()) {
     throw UsageError("config key 'train.device': cuda was asked for but this build or machine has no CUDA device");
   }
-  if (name == "cuda" || (name == "auto" && compat::cuda_available())) return torch::Device(torch::kCUDA, 0);
+  if (name == "cuda" || (name == "auto" && compat::cuda_available())) {
+    const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+    if (local_rank >= count) {
+      throw UsageError(fmt::format("LOCAL_RANK {} has no GPU: this node has {} CUDA device(s)", local_rank, count));
+    }
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+  }
   return torch::kCPU;
 }
 
@@ -72,10 +84,12 @@ int exit_code_of(TrainOutcome outcome) {
 TrainSummary train(const config::Config& config, BatchSource& data, const TrainerOptions& options) {
   const auto& tc = config.train;
   const fs::path run_dir = tc.run_dir;
+  const int64_t rank = options.launch.rank;
   fs::create_directories(run_dir);
-  RunLog log(run_dir / "train.log", options.console);
+  RunLog log(run_dir / (rank == 0 ? std::string("train.log") : fmt::format("train.rank-{}.log", rank)),
+             options.console);
   CheckpointStore store(run_dir);
-  store.remove_stale_staging();
+  if (rank == 0) store.remove_stale_staging();
 
   std::optional<fs::path> resume_from;
   if (options.resume.empty()) {
@@ -89,28 +103,44 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
     if (!resume_from) spdlog::info("--resume {}: no checkpoint in {}, starting a fresh run", options.resume, run_dir.string());
   }
 
-  const int64_t world = 1;
+  const int64_t world = options.launch.world_size;
   const int64_t accumulation = accumulation_steps(tc, world);
-  const torch::Device device = pick_device(tc.device);
+  const torch::Device device = pick_device(tc.device, options.launch.local_rank);
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (options.launch.distributed()) {
+    group = std::make_unique<dist::ProcessGroup>(options.launch, config.dist, device);
+    spdlog::info("data parallel over {} ranks ({}, {} backend), zero {}, {} gradient reduction", world,
+                 options.launch.launcher, group->backend_name(), config.dist.zero, config.dist.reduce_dtype);
+  }
   const torch::ScalarType compute_dtype = pick_precision(tc.precision, device);
   torch::manual_seed(static_cast<uint64_t>(tc.seed));
 
   model::LlamaForCausalLM model(config.model);
-  model->initialize(static_cast<uint64_t>(tc.seed));
+  // train.init_from (--init-from) gives the weights of a fresh run only: a resumed run continues
+  // from its own checkpoint, with the source recorded in its trainer state.
+  if (!tc.init_from.empty() && !resume_from) {
+    model::load_initial_weights(model, tc.init_from);
+    spdlog::info("initial weights from {}; optimizer, schedule and data position start fresh", tc.init_from);
+  } else {
+    model->initialize(static_cast<uint64_t>(tc.seed));
+    if (!tc.init_from.empty()) spdlog::info("train.init_from ignored: the run resumes from its own checkpoint");
+  }
   model->to(device);
-  TrainStep stepper(config, model, compute_dtype);
+  TrainStep stepper(config, model, compute_dtype, group.get());
   const LrSchedule schedule(config.schedule, config.optim.lr, tc.steps);
 
   TrainerState state;
   state.world_size = world;
   state.mode_sampler_seed = static_cast<uint64_t>(tc.seed);
+  state.init_from = tc.init_from;
   if (resume_from) {
     const auto checkpoint = read_checkpoint(*resume_from);
     const auto changes = check_resume(checkpoint.state.config_yaml, config, checkpoint.state.data_fingerprint,
                                       data.fingerprint(), resume_from->string());
     stepper.weights().load(checkpoint.weights, (*resume_from / io::kSingleWeightsFile).string());
-    stepper.optimizer().load_state(checkpoint.optimizer, checkpoint.state.optimizer_updates,
-                                   (*resume_from / kOptimizerFile).string());
+    stepper.optimizer().load_state(
+        dist::read_optimizer_state(*resume_from, checkpoint.optimizer, stepper.optimizer_pieces()),
+        checkpoint.state.optimizer_updates, resume_from->string());
     data.restore(checkpoint.state.data);
     restore_torch_rng(checkpoint.state);
     state = checkpoint.state;
@@ -121,7 +151,7 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
       spdlog::info("resume: {} changed from {} to {}", change.key, change.saved, change.now);
     }
   }
-  io::write_file_atomic(run_dir / "config.yaml", config::to_yaml(config));
+  if (rank == 0) io::write_file_atomic(run_dir / "config.yaml", config::to_yaml(config));
 
   int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();
@@ -134,9 +164,10 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
                tc.sequences_per_step(), tc.seq_len, accumulation, tc.micro_batch_size, config.optim.lr,
                config.schedule.type, schedule.warmup_steps(), run_dir.string());
 
-  MetricsFile metrics(run_dir / "metrics.jsonl", state.step);
+  std::optional<MetricsFile> metrics;
+  if (rank == 0) metrics.emplace(run_dir / "metrics.jsonl", state.step);
   std::unique_ptr<TensorBoardWriter> tensorboard;
-  if (config.log.tensorboard) tensorboard = std::make_unique<TensorBoardWriter>(run_dir / "tb");
+  if (config.log.tensorboard && rank == 0) tensorboard = std::make_unique<TensorBoardWriter>(run_dir / "tb");
   StopSignal stop;
   ProgressBar bar;
 
@@ -153,13 +184,29 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
                       {"peak_lr", config.optim.lr},
                       {"warmup_steps", schedule.warmup_steps()},
                       {"total_steps", schedule.total_steps()}};
-    CheckpointContents contents{config.model, config.attention, stepper.weights().masters(),
-                                stepper.optimizer().state_tensors(), state};
-    for (auto& [name, tensor] : contents.weights) tensor = tensor.detach().to(torch::kCPU);
+    // Rank 0 writes the model and the whole optimizer state; under ZeRO each rank its shard.
+    const bool sharded = group && config.dist.zero > 0;
+    CheckpointContents contents{config.model, config.attention, {}, {}, state};
+    if (rank == 0) {
+      for (const auto& [name, tensor] : stepper.weights().masters()) {
+        contents.weights.emplace_back(name, tensor.detach().to(torch::kCPU));
+      }
+      if (!sharded) contents.optimizer = stepper.optimizer().state_tensors();
+    }
     bar.clear();
-    summary.checkpoint = store.save(contents);
+    if (group) {
+      summary.checkpoint = dist::save_checkpoint(*group, store, contents, [&](const fs::path& folder) {
+        if (sharded) {
+          dist::write_optimizer_shard(folder, rank, world, stepper.optimizer().state_tensors(),
+                                      stepper.optimizer_pieces(), state.optimizer_updates);
+        }
+      });
+    } else {
+      summary.checkpoint = store.save(contents);
+    }
     saved_step = state.step;
     spdlog::info("checkpoint {} ({})", summary.checkpoint.string(), why);
+    if (rank != 0) return;
     for (const auto& removed : store.prune(config.checkpoint.keep_last, config.checkpoint.keep_every)) {
       spdlog::info("removed old checkpoint {}", removed.string());
     }
@@ -184,7 +231,9 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
     const auto start = Clock::now();
     auto batches = data.next_step(accumulation, tc.micro_batch_size);
     const auto loaded = Clock::now();
-    const StepTotals totals{data.step_target_tokens(batches), accumulation * world};
+    int64_t step_targets = data.step_target_tokens(batches);
+    if (group) step_targets = static_cast<int64_t>(group->sum({static_cast<double>(step_targets)}, "token count")[0]);
+    const StepTotals totals{step_targets, accumulation * world};
     for (auto& batch : batches) batch = batch.to(device);
     const double lr = schedule.at(state.step);
     const bool poison = options.poison_step && options.poison_step(state.step);
@@ -231,16 +280,16 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
     m.skipped_total = state.skipped_steps;
     if (config.eval.every > 0 && state.step % config.eval.every == 0) {
       const auto held_out = data.validation(config.eval.batches, tc.micro_batch_size);
-      if (!held_out.empty()) {
-        m.validation = validate(model, held_out, stepper.forward_options(0));
-      } else if (!warned_no_validation) {
+      if (!held_out.empty()) m.validation = validate(model, held_out, stepper.forward_options(0));
+      if (group) m.validation = dist::combine_validation(*group, m.validation);
+      if (m.validation.empty() && !warned_no_validation) {
         spdlog::warn("eval.every is set but the data has no validation rows (data.validation_fraction or "
                      "data.validation_documents): validation skipped");
         warned_no_validation = true;
       }
     }
 
-    metrics.write(to_json(m));
+    if (metrics) metrics->write(to_json(m));
     if (tensorboard) tensorboard->add_scalars(m.step, tensorboard_scalars(m));
     if (result.skipped) {
       bar.clear();
@@ -258,8 +307,10 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
                    m.validation["val_loss_sparse"], m.validation["val_ppl_sparse"],
                    static_cast<int64_t>(m.validation["val_tokens"]));
     }
-    bar.draw(state.step, tc.steps, fmt::format("step {}/{} loss {:.4f} eta {}", state.step, tc.steps, m.loss,
-                                               format_duration(m.eta_seconds)));
+    if (options.console) {
+      bar.draw(state.step, tc.steps,
+               fmt::format("step {}/{} loss {:.4f} eta {}", state.step, tc.steps, m.loss, format_duration(m.eta_seconds)));
+    }
 
     if (state.bad_steps_in_row >= tc.max_bad_steps) {
       bar.clear();
@@ -271,10 +322,13 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
     if (config.checkpoint.every > 0 && state.step % config.checkpoint.every == 0 && state.step < tc.steps) {
       save("periodic");
     }
-    if (stop.requested()) {
+    // A signal to any rank stops them all after the same step.
+    if (group ? group->any(stop.requested(), "stop agreement") : stop.requested()) {
       bar.clear();
-      spdlog::warn("signal {} received: stopping after step {} with a checkpoint (a second signal exits at once)",
-                   stop.signal_number(), state.step);
+      spdlog::warn("{}: stopping after step {} with a checkpoint (a second signal exits at once)",
+                   stop.requested() ? fmt::format("signal {} received", stop.signal_number())
+                                    : std::string("another rank received a stop signal"),
+                   state.step);
       return finish(TrainOutcome::kStopped, "stopped by signal");
     }
   }

@@ -77,7 +77,8 @@ nlohmann::json to_json(const TrainerState& s) {
           {"data_fingerprint", s.data_fingerprint},
           {"rng", {{"torch_cpu", s.torch_cpu_rng}, {"cuda", s.cuda_rng}}},
           {"config_hash", s.config_hash},
-          {"config", s.config_yaml}};
+          {"config", s.config_yaml},
+          {"init_from", s.init_from}};
 }
 
 TrainerState trainer_state_from_json(const nlohmann::json& json, const std::string& origin) {
@@ -103,6 +104,8 @@ TrainerState trainer_state_from_json(const nlohmann::json& json, const std::stri
   s.cuda_rng = get<std::vector<std::string>>(rng, "cuda", origin);
   s.config_hash = get<std::string>(json, "config_hash", origin);
   s.config_yaml = get<std::string>(json, "config", origin);
+  // States written before train.init_from existed have no key: those runs started from random weights.
+  if (json.contains("init_from")) s.init_from = get<std::string>(json, "init_from", origin);
   if (s.step < 0 || s.micro_batches < 0 || s.optimizer_updates < 0 || s.optimizer_updates > s.step) {
     throw FormatError(fmt::format("{}: inconsistent step counters", origin));
   }

@@ -47,6 +47,15 @@ TEST(Cli, DumpConfigPrintsResolvedYamlAndWritesNothing) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+TEST(Cli, OverridesMayFollowAConfigFileDirectly) {
+  const std::string configs = std::string(SSA_SOURCE_DIR) + "/configs/";
+  auto r = run_ssa("config show -c " + kTiny + " attention.topk=7 -c " + configs + "quickstart/cpu.yaml train.steps=3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("topk: 7"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("steps: 3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("seq_len: 256"), std::string::npos) << r.output;  // the second file was read
+}
+
 TEST(Cli, InitThenScoreFullAndSparse) {
   TempDir dir;
   const auto model = dir / "model";

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "ssa/config/loader.h"
 #include "ssa/config/schema.h"
@@ -56,6 +57,29 @@ TEST(Config, LaterFilesWinAndOverridesWinLast) {
   EXPECT_EQ(c.attention.topk, 3);       // override wins last
   EXPECT_EQ(c.model.rope_scaling.rope_type, "linear");
   EXPECT_DOUBLE_EQ(c.model.rope_scaling.factor, 2.0);
+}
+
+TEST(Config, IncludedFilesMergeFirstRelativeToTheFile) {
+  test::TempDir dir;
+  fs::create_directories(dir / "base");
+  write(dir, "base/model.yaml", "model:\n  num_layers: 4\n  hidden_size: 256\n");
+  write(dir, "base/train.yaml", "include: model.yaml\nmodel:\n  num_layers: 5\ntrain:\n  steps: 7\n");
+  auto top = write(dir, "top.yaml", "include: [base/train.yaml]\nmodel:\n  num_layers: 6\n");
+  Config c = load({top.string()}, {"train.steps=9"});
+  EXPECT_EQ(c.model.hidden_size, 256);  // from the include of the include
+  EXPECT_EQ(c.model.num_layers, 6);     // the including file wins over what it includes
+  EXPECT_EQ(c.train.steps, 9);          // overrides still win last
+
+  auto cycle = write(dir, "cycle.yaml", "include: cycle.yaml\n");
+  auto message = error_of({cycle.string()}, {});
+  EXPECT_NE(message.find("includes itself"), std::string::npos) << message;
+  auto missing = write(dir, "missing.yaml", "include: [nowhere.yaml]\n");
+  message = error_of({missing.string()}, {});
+  EXPECT_NE(message.find("nowhere.yaml"), std::string::npos) << message;
+  EXPECT_NE(message.find("does not exist"), std::string::npos) << message;
+  auto bad = write(dir, "bad-include.yaml", "include: {a: 1}\n");
+  message = error_of({bad.string()}, {});
+  EXPECT_NE(message.find("'include'"), std::string::npos) << message;
 }
 
 TEST(Config, NullGroupResetsToDefaults) {
@@ -183,6 +207,55 @@ TEST(Config, ModelConfigsMatchThePaper) {
   Config small = load({(dir / "ssa-paper-300m.yaml").string()}, {});
   EXPECT_EQ(small.model.hidden_size, 1024);
   EXPECT_EQ(small.model.num_kv_heads, 1);
+}
+
+TEST(Config, PaperExperimentConfigsSayWhatTheirNamesSay) {
+  const auto dir = fs::path(SSA_SOURCE_DIR) / "configs" / "paper";
+  const auto at = [&](const std::string& name) { return load({(dir / name).string()}, {}); };
+  Config base = at("pretrain-8k.yaml");
+  EXPECT_EQ(base.train.seq_len, 8192);
+  EXPECT_EQ(base.train.sequences_per_step() * base.train.seq_len, 384 * 8192);
+  EXPECT_EQ(base.train.steps, 31800);
+  EXPECT_DOUBLE_EQ(base.optim.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(base.optim.beta2, 0.95);
+  EXPECT_EQ(base.model.num_kv_heads, 2);
+  EXPECT_EQ(at("table1/full.yaml").ssa.method, "full");
+  for (const auto& [name, method, topk] : std::vector<std::tuple<std::string, std::string, int64_t>>{
+           {"moba-rf256", "sparse", 16}, {"moba-rf1024", "sparse", 64}, {"ssa-rf256", "ssa", 16}, {"ssa-rf1024", "ssa", 64}}) {
+    Config c = at("table1/" + name + ".yaml");
+    EXPECT_EQ(c.ssa.method, method) << name;
+    EXPECT_EQ(c.attention.block_size * c.attention.topk, 16 * topk) << name;
+    EXPECT_NE(c.train.run_dir.find(name), std::string::npos) << name;
+  }
+
+  Config reference = at("ablation-300m.yaml");
+  EXPECT_EQ(reference.model.hidden_size, 1024);
+  EXPECT_EQ(reference.ssa.method, "ssa");
+  int ablations = 0;
+  for (const auto& entry : fs::directory_iterator(dir / "table3")) {
+    Config c = load({entry.path().string()}, {});
+    const std::string name = entry.path().stem().string();
+    ++ablations;
+    EXPECT_EQ(c.model.hidden_size, 1024) << name;
+    EXPECT_NE(c.train.run_dir.find(name), std::string::npos) << name;
+    // Each ablation changes the reference in the one respect its name gives.
+    int differences = (c.ssa.p_full != reference.ssa.p_full) + (c.ssa.mode_sampling != reference.ssa.mode_sampling) +
+                      (c.ssa.align.directions != reference.ssa.align.directions) +
+                      (c.ssa.align.alpha != reference.ssa.align.alpha) + (c.ssa.align.loss != reference.ssa.align.loss) +
+                      (c.attention.block_size != reference.attention.block_size) +
+                      (c.attention.topk != reference.attention.topk);
+    EXPECT_GE(differences, 1) << name;
+  }
+  EXPECT_EQ(ablations, 14);
+  EXPECT_DOUBLE_EQ(at("table3/p-full-0.25.yaml").ssa.p_full, 0.25);
+  EXPECT_EQ(at("table3/p-full-per-layer.yaml").ssa.mode_sampling, "per_layer");
+  EXPECT_EQ(at("table3/align-commitment-only.yaml").ssa.align.directions, "commitment");
+  Config l2 = at("table3/l2-alpha-5.yaml");
+  EXPECT_EQ(l2.ssa.align.loss, "l2");
+  EXPECT_DOUBLE_EQ(l2.ssa.align.alpha, 5.0);
+  Config rf = at("table3/rf-8x16.yaml");
+  EXPECT_EQ(rf.attention.block_size, 8);
+  EXPECT_EQ(rf.attention.topk, 16);
 }
 
 TEST(Config, ReferenceDocumentIsUpToDate) {

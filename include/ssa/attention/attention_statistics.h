@@ -34,14 +34,16 @@ struct AttentionStatistics {
 
 // Statistics of one layer's post-RoPE q [B, T, Hq, D], k and v [B, T, Hkv, D] for the blocks
 // `spec` selects (or `selection`, as returned by select_blocks). Processes `query_chunk` queries
-// at a time; inference only (no autograd graph is built).
+// at a time; inference only (no autograd graph is built). With `document_starts`
+// (document_mask.h) the full attention p and the selection stay inside each query's document.
 AttentionStatistics attention_statistics(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          const SparseSpec& spec, int64_t query_chunk,
-                                         const torch::Tensor& selection = {});
+                                         const torch::Tensor& selection = {},
+                                         const torch::Tensor& document_starts = {});
 
-// Runs `model` on `tokens` [B, T] without gradients in `options.mode` (with its position ids; the
-// dual stream is switched off) and returns the statistics of every layer for the selection
-// `options.sparse`, in layer order.
+// Runs `model` on `tokens` [B, T] without gradients in `options.mode` (with its position ids and
+// document masking; the dual stream is switched off) and returns the statistics of every layer for
+// the selection `options.sparse`, in layer order.
 std::vector<AttentionStatistics> model_attention_statistics(model::LlamaForCausalLM& model,
                                                             const torch::Tensor& tokens,
                                                             model::ForwardOptions options);

@@ -1,6 +1,7 @@
 // MoBA-style block-sparse attention (ssa-method.md section 2). q [B, T, Hq, D], k and v
 // [B, T, Hkv, D], post-RoPE. Gradients flow to q, k and v through the selected tokens only; the
-// selection itself is not differentiable.
+// selection itself is not differentiable. `document_starts` (document_mask.h; undefined = one
+// document per row) keeps the selection and the attention of every query inside its document.
 #pragma once
 
 #include "ssa/attention/attention_spec.h"
@@ -13,16 +14,17 @@ namespace ssa::attention {
 // importance; -1 where fewer than K blocks exist. Computed without a [T, num_blocks] tensor for
 // the whole sequence (query chunks of `query_chunk`).
 torch::Tensor select_blocks(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec,
-                            int64_t query_chunk);
+                            int64_t query_chunk, const torch::Tensor& document_starts = {});
 
 // Attention over the selected blocks (token-level causal mask). `selection` as returned by
 // select_blocks; computed here when undefined. Returns [B, T, Hq, D].
 torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const SparseSpec& spec, Backend backend, int64_t query_chunk,
-                               const torch::Tensor& selection = {});
+                               const torch::Tensor& selection = {}, const torch::Tensor& document_starts = {});
 
 // The ATen reference path alone (ground truth for the CUDA kernels).
 torch::Tensor sparse_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const SparseSpec& spec, int64_t query_chunk, const torch::Tensor& selection);
+                                         const SparseSpec& spec, int64_t query_chunk, const torch::Tensor& selection,
+                                         const torch::Tensor& document_starts = {});
 
 }  // namespace ssa::attention

@@ -20,22 +20,28 @@ enum class SparseForwardPlan { kAuto, kQueryMajor, kKeyMajor };
 // 128, at most 64 selected blocks.
 bool sparse_attention_cuda_supports(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec);
 
-// Block selection, same contract as select_blocks: int32 [B, T, H_sel, K]. Not differentiable.
-torch::Tensor select_blocks_cuda(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec);
+// Block selection, same contract as select_blocks (document_starts as there): int32
+// [B, T, H_sel, K]. Not differentiable.
+torch::Tensor select_blocks_cuda(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec,
+                                 const torch::Tensor& document_starts = {});
 
-// Attention over `selection` (as from select_blocks_cuda), differentiable in q, k and v. Returns
+// Attention over `selection` (as from select_blocks_cuda), differentiable in q, k and v, inside
+// the documents of `document_starts` (document_mask.h; undefined = one per row). Returns
 // [B, T, Hq, D] bf16.
 torch::Tensor sparse_attention_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                    const SparseSpec& spec, const torch::Tensor& selection);
+                                    const SparseSpec& spec, const torch::Tensor& selection,
+                                    const torch::Tensor& document_starts = {});
 
 // The two halves without autograd, for tests and benchmarks. The forward returns the output and
 // the float32 log-sum-exp [B, T, Hq] (natural log of the scaled scores); the backward returns
 // dq, dk, dv.
 std::tuple<torch::Tensor, torch::Tensor> sparse_attention_cuda_forward(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const SparseSpec& spec,
-    const torch::Tensor& selection, SparseForwardPlan plan = SparseForwardPlan::kAuto);
+    const torch::Tensor& selection, SparseForwardPlan plan = SparseForwardPlan::kAuto,
+    const torch::Tensor& document_starts = {});
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> sparse_attention_cuda_backward(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& out,
-    const torch::Tensor& lse, const torch::Tensor& grad_out, const SparseSpec& spec, const torch::Tensor& selection);
+    const torch::Tensor& lse, const torch::Tensor& grad_out, const SparseSpec& spec, const torch::Tensor& selection,
+    const torch::Tensor& document_starts = {});
 
 }  // namespace ssa::attention

@@ -58,6 +58,7 @@ struct AttentionConfig {
   std::string inference = "sparse";  // full | sparse: the mode of eval/score/generate
   std::string backend = "auto";      // auto | reference | cuda
   int64_t query_chunk = 512;         // queries per chunk on the reference path (bounds memory)
+  bool document_mask = false;        // training: no attention across the documents of a packed row
 };
 
 struct SsaAlignConfig {
@@ -101,6 +102,7 @@ struct TrainConfig {
   std::string device = "auto";         // auto | cpu | cuda
   std::string activation_checkpointing = "none";  // none | full | selective
   int64_t activation_checkpointing_every = 2;      // selective: every N-th layer
+  std::string init_from;               // model folder whose weights start a fresh run ("" = random init)
 
   // Sequences per optimizer step after global_batch_tokens is applied.
   int64_t sequences_per_step() const {
@@ -144,6 +146,15 @@ struct LogConfig {
   bool tensorboard = true;
 };
 
+// Data-parallel training over several processes (docs/distributed.md); ignored by one process.
+struct DistConfig {
+  int64_t zero = 0;                  // 0: replicated optimizer | 1: sharded optimizer state | 2: also sharded gradients
+  std::string reduce_dtype = "fp32";  // fp32 | bf16: dtype of the gradient reduction
+  double bucket_mb = 25.0;           // MiB of gradients per reduction bucket
+  int64_t timeout_s = 600;           // seconds a collective may wait for the other ranks
+  std::string backend = "auto";      // auto (nccl on CUDA, gloo on CPU) | nccl | gloo
+};
+
 struct Config {
   ModelConfig model;
   AttentionConfig attention;
@@ -155,6 +166,7 @@ struct Config {
   CheckpointConfig checkpoint;
   EvalConfig eval;
   LogConfig log;
+  DistConfig dist;
 };
 
 }  // namespace ssa::config

@@ -1,5 +1,6 @@
-// Resolving a run configuration: layered YAML files (later files win), then dotted command-line
-// overrides `section.key=value` (win last), then strict validation.
+// Resolving a run configuration: layered YAML files (later files win; a file's `include:` list is
+// merged before the file itself), then dotted command-line overrides `section.key=value` (win
+// last), then strict validation.
 #pragma once
 
 #include <string>

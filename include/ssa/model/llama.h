@@ -27,6 +27,8 @@ struct ForwardOptions {
   int64_t query_chunk = 512;
   bool keep_selections = false;  // return each sparse layer's block selection
   torch::Tensor position_ids;    // int64 [B, T]; default 0..T-1 per row
+  // Attend only inside documents, which start where position_ids restart (attention/document_mask.h).
+  bool document_mask = false;
   // Called by every layer with its post-RoPE q [B, T, Hq, D], k and v [B, T, Hkv, D] (statistics).
   std::function<void(int64_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v)>
       on_attention_inputs;
@@ -44,6 +46,7 @@ struct LayerContext {
   const ForwardOptions& options;
   const RopeTables& rope;
   ForwardResult& result;
+  torch::Tensor document_starts;  // int32 [B, T] with options.document_mask, else undefined
 };
 
 class RMSNormImpl : public torch::nn::Module {

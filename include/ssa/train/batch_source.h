@@ -19,8 +19,8 @@ class BatchSource {
   // micro-batches of `rows` rows each.
   virtual std::vector<MicroBatch> next_step(int64_t count, int64_t rows) = 0;
 
-  // Target tokens in the loss of a whole step over all ranks, given this rank's micro-batches
-  // (one process: their sum; data-parallel sources add the other ranks').
+  // Target tokens in the loss of this rank's micro-batches of a step (a data-parallel trainer
+  // adds the other ranks').
   virtual int64_t step_target_tokens(const std::vector<MicroBatch>& local) = 0;
 
   // The first `count` micro-batches of `rows` rows of the held-out validation split (the same

@@ -2,6 +2,8 @@
 //   config.json, model.safetensors   a model folder in HF layout (fp32 master weights), loadable
 //                                    by `ssa score` and `ssa eval` as it is
 //   optimizer.safetensors            AdamW moments ("exp_avg.<name>", "exp_avg_sq.<name>")
+//   optimizer-rank-R-of-W.safetensors  instead, in a ZeRO run: each rank's share of the moments
+//                                    (dist/optimizer_shards.h)
 //   trainer_state.json               trainer_state.h
 //   DONE                             written last; a folder without it is never loaded
 // and `checkpoints/latest`, a one-line file naming the newest complete checkpoint. A checkpoint
@@ -11,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,6 +28,7 @@
 namespace ssa::train {
 
 inline constexpr const char* kOptimizerFile = "optimizer.safetensors";
+inline constexpr const char* kOptimizerShardPrefix = "optimizer-rank-";
 inline constexpr const char* kTrainerStateFile = "trainer_state.json";
 inline constexpr const char* kDoneFile = "DONE";
 inline constexpr const char* kLatestFile = "latest";
@@ -41,7 +45,7 @@ struct LoadedCheckpoint {
   std::filesystem::path folder;
   io::HfModelConfig model_config;
   std::map<std::string, torch::Tensor> weights;
-  std::map<std::string, torch::Tensor> optimizer;
+  std::map<std::string, torch::Tensor> optimizer;  // empty for sharded optimizer state (read with dist::read_optimizer_state)
   TrainerState state;
 };
 
@@ -63,8 +67,11 @@ class CheckpointStore {
   std::filesystem::path step_folder(int64_t step) const { return folder_ / checkpoint_name(step); }
 
   // Writes the checkpoint of `contents.state.step` (replacing one of the same step) and points
-  // `latest` at it. Returns its folder.
-  std::filesystem::path save(const CheckpointContents& contents);
+  // `latest` at it. Returns its folder. No optimizer.safetensors when `contents.optimizer` is
+  // empty; `alongside` (a data-parallel run: the other ranks' files) runs in the staging folder
+  // before DONE is written.
+  std::filesystem::path save(const CheckpointContents& contents,
+                             const std::function<void(const std::filesystem::path& staging)>& alongside = {});
 
   // Steps of the complete checkpoints, ascending.
   std::vector<int64_t> complete_steps() const;

@@ -27,6 +27,14 @@ class MasterWeights {
 
   void zero_gradients();
 
+  // The fp32 sum of parameter i's gradients from the micro-batches accumulated so far (the
+  // model's .grad in fp32 training); undefined when there is none.
+  torch::Tensor accumulated_gradient(size_t i) const;
+
+  // Frees the fp32 gradient sums of bf16 training, for a caller that sums gradients elsewhere
+  // (ZeRO 2 keeps only its shard); accumulate() and gradients() must not be called afterwards.
+  void discard_gradient_sums();
+
   // After an optimizer update: copies the masters into the bf16 model (no-op in fp32).
   void publish();
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,12 @@
 #include "ssa/train/master_weights.h"
 #include "ssa/train/micro_batch.h"
 #include "ssa/train/train_forward.h"
+
+namespace ssa::dist {
+class DataParallel;
+class ProcessGroup;
+struct StatePiece;
+}  // namespace ssa::dist
 
 namespace ssa::train {
 
@@ -44,8 +51,11 @@ struct StepResult {
 
 class TrainStep {
  public:
-  // `model` must already be on its device; MasterWeights casts it to `compute_dtype`.
-  TrainStep(const config::Config& config, model::LlamaForCausalLM model, torch::ScalarType compute_dtype);
+  // `model` must already be on its device; MasterWeights casts it to `compute_dtype`. With a
+  // process `group`, the step is data-parallel (dist/data_parallel.h, config.dist).
+  TrainStep(const config::Config& config, model::LlamaForCausalLM model, torch::ScalarType compute_dtype,
+            dist::ProcessGroup* group = nullptr);
+  ~TrainStep();
 
   // Runs one step on this rank's micro-batches (already on the model's device). Micro-batch i
   // draws its attention mode with counter `first_micro_batch + i`. `poison` multiplies the loss
@@ -58,11 +68,14 @@ class TrainStep {
 
   MasterWeights& weights() { return weights_; }
   AdamW& optimizer() { return optimizer_; }
+  // The parameter ranges the optimizer's state covers (whole parameters unless ZeRO shards them).
+  std::vector<dist::StatePiece> optimizer_pieces() const;
 
  private:
   config::Config config_;
   model::LlamaForCausalLM model_;
   MasterWeights weights_;
+  std::unique_ptr<dist::DataParallel> parallel_;
   AdamW optimizer_;
   TrainForward forward_;
   attention::ModeSampler sampler_;

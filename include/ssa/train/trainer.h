@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ssa/config/config.h"
+#include "ssa/dist/launch_environment.h"
 #include "ssa/train/batch_source.h"
 
 namespace ssa::train {
@@ -21,6 +22,8 @@ struct TrainerOptions {
   std::function<bool(int64_t step)> poison_step;
   // Whether this process prints to the console (rank 0); the run folder's logs are written anyway.
   bool console = true;
+  // The launcher's ranks (dist/launch_environment.h); none = one process without a process group.
+  dist::LaunchEnvironment launch;
 };
 
 enum class TrainOutcome {

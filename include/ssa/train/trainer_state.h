@@ -29,6 +29,7 @@ struct TrainerState {
   std::vector<std::string> cuda_rng;    // hex per visible CUDA device
   std::string config_hash;
   std::string config_yaml;  // the resolved configuration of the saved run
+  std::string init_from;    // the model folder the run's initial weights came from ("" = random init)
 };
 
 nlohmann::json to_json(const TrainerState& state);

@@ -1,0 +1,39 @@
+#include "ssa/attention/document_mask.h"
+
+#include "ssa/util/error.h"
+
+namespace ssa::attention {
+
+torch::Tensor document_starts(const torch::Tensor& position_ids) {
+  if (position_ids.dim() != 2) throw UsageError("document starts: position ids must be [batch, length]");
+  const int64_t T = position_ids.size(1);
+  const auto index = torch::arange(T, position_ids.options().dtype(torch::kInt64)).expand(position_ids.sizes());
+  auto starts_here = torch::ones(position_ids.sizes(), position_ids.options().dtype(torch::kBool));
+  if (T > 1) {
+    const auto positions = position_ids.to(torch::kInt64);
+    starts_here.narrow(1, 1, T - 1)
+        .copy_(positions.narrow(1, 1, T - 1) != positions.narrow(1, 0, T - 1) + 1);
+  }
+  // Each token takes the latest start at or before it.
+  const auto marked = torch::where(starts_here, index, torch::zeros_like(index));
+  return std::get<0>(torch::cummax(marked, 1)).to(torch::kInt32).contiguous();
+}
+
+void check_document_starts(const torch::Tensor& starts, const torch::Tensor& q) {
+  if (!starts.defined()) return;
+  if (starts.scalar_type() != torch::kInt32 || starts.dim() != 2 || starts.size(0) != q.size(0) ||
+      starts.size(1) != q.size(1) || starts.device() != q.device()) {
+    throw UsageError("document starts must be int32 [batch, length] on the device of the queries");
+  }
+}
+
+torch::Tensor visible_keys(const torch::Tensor& starts, int64_t t0, int64_t n, int64_t keys, torch::Device device) {
+  const auto options = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  const auto query = torch::arange(t0, t0 + n, options).view({1, n, 1});
+  const auto key = torch::arange(keys, options).view({1, 1, keys});
+  auto visible = key <= query;
+  if (starts.defined()) visible = visible.logical_and(key >= starts.narrow(1, t0, n).to(torch::kInt64).unsqueeze(-1));
+  return visible;
+}
+
+}  // namespace ssa::attention
