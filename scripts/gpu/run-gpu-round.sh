@@ -7,7 +7,10 @@
 #                    suite = the whole CTest suite of the CUDA build (needs SSA_TOKENIZER_JSON);
 #                    train = `ssa train` on the GPU: the GPU quick start with a SIGTERM and a resume,
 #                    then a few steps of the paper's 1B model at 8k for each method (needs
-#                    SSA_CORPUS, a folder of token shards)
+#                    SSA_CORPUS, a folder of token shards);
+#                    scale = the paper's 1B model at 8k on one GPU (SSA, then full and sparse) and
+#                    on every GPU of the machine under torchrun with ZeRO 2 and 1, same global
+#                    batch (SSA_SCALE_STEPS steps, default 6; needs SSA_CORPUS)
 #   SSA_GPU_TARGETS  ninja targets (default: ssa ssa_test_kernels)
 #   SSA_GTEST_FILTER GoogleTest filter for ssa_test_kernels (default: all)
 #   SSA_BENCH_ARGS   extra arguments for `ssa bench attention`
@@ -54,7 +57,7 @@ if [[ " $steps " == *" build "* ]]; then
   else
     log "build $targets"
     # shellcheck disable=SC2086
-    if ! ninja -C "$build" -j16 $targets >> "$out/build.log" 2>&1; then
+    if ! ninja -C "$build" -j"$(nproc)" $targets >> "$out/build.log" 2>&1; then
       log "build FAILED; first errors:"
       grep -E -A8 "FAILED|error:" "$out/build.log" | head -60
       status=1
@@ -109,6 +112,36 @@ if [[ $status -eq 0 && " $steps " == *" train "* ]]; then
     # The end-of-run checkpoint of a 1B model with its optimizer state is about 15 GB.
     rm -rf "$runs/paper-$method"
   done
+fi
+
+if [[ $status -eq 0 && " $steps " == *" scale "* ]]; then
+  ssa_bin=$build/ssa
+  runs=/tmp/gpu-scale
+  gpus=$(nvidia-smi -L | wc -l)
+  scale_steps=${SSA_SCALE_STEPS:-6}
+  # p_full 1: every micro-batch in the same mode whatever the number of ranks, so the losses of
+  # one GPU and of several can be compared step by step (an SSA step computes both streams anyway).
+  common=(-c configs/paper/table1/ssa-rf256.yaml "data.path=$SSA_CORPUS" "train.steps=$scale_steps"
+          train.global_batch_size=4 train.micro_batch_size=1 ssa.p_full=1.0 checkpoint.every=0 eval.every=0
+          log.every=1 log.tensorboard=false)
+  scale_run() {  # label, launcher..., -- overrides...
+    local label=$1
+    shift
+    log "scale: $label"
+    rm -rf "$runs/$label"
+    timeout "${SSA_SCALE_TIMEOUT:-150}" "$@" "train.run_dir=$runs/$label" > "$out/scale-$label.log" 2>&1
+    echo "exit code $?" >> "$out/scale-$label.log"
+    cp "$runs/$label/metrics.jsonl" "$out/scale-$label-metrics.jsonl" 2>/dev/null
+    grep -E "train:|step [0-9]+/$scale_steps \\||error|exit code" "$out/scale-$label.log" | cut -c1-240
+    # The end-of-run checkpoint of a 1B model with its optimizer state is about 15 GB.
+    rm -rf "$runs/$label"
+  }
+  scale_run 1gpu-ssa "$ssa_bin" train "${common[@]}" ssa.method=ssa
+  torchrun=(python3 -m torch.distributed.run --no-python --standalone --nproc-per-node "$gpus")
+  scale_run "${gpus}gpu-ssa-zero2" "${torchrun[@]}" "$ssa_bin" train "${common[@]}" ssa.method=ssa dist.zero=2
+  scale_run 1gpu-full "$ssa_bin" train "${common[@]}" ssa.method=full
+  scale_run 1gpu-sparse "$ssa_bin" train "${common[@]}" ssa.method=sparse
+  scale_run "${gpus}gpu-ssa-zero1" "${torchrun[@]}" "$ssa_bin" train "${common[@]}" ssa.method=ssa dist.zero=1
 fi
 
 if [[ ${SSA_GPU_PROFILE:-0} == 1 ]]; then
