@@ -11,6 +11,9 @@
 #                    scale = the paper's 1B model at 8k on one GPU (SSA, then full and sparse) and
 #                    on every GPU of the machine under torchrun with ZeRO 2 and 1, same global
 #                    batch (SSA_SCALE_STEPS steps, default 6; needs SSA_CORPUS)
+#                    benchstep = `ssa bench step` of the paper's 1B model (full, sparse, ssa in one
+#                    process, synthetic tokens) at 8k, then at 32k with full activation checkpointing
+#                    (each run limited to SSA_BENCHSTEP_TIMEOUT seconds, default 300)
 #   SSA_GPU_TARGETS  ninja targets (default: ssa ssa_test_kernels)
 #   SSA_GTEST_FILTER GoogleTest filter for ssa_test_kernels (default: all)
 #   SSA_BENCH_ARGS   extra arguments for `ssa bench attention`
@@ -142,6 +145,18 @@ if [[ $status -eq 0 && " $steps " == *" scale "* ]]; then
   scale_run 1gpu-full "$ssa_bin" train "${common[@]}" ssa.method=full
   scale_run 1gpu-sparse "$ssa_bin" train "${common[@]}" ssa.method=sparse
   scale_run "${gpus}gpu-ssa-zero1" "${torchrun[@]}" "$ssa_bin" train "${common[@]}" ssa.method=ssa dist.zero=1
+fi
+
+if [[ $status -eq 0 && " $steps " == *" benchstep "* ]]; then
+  for length in 8192 32768; do
+    label=bench-step-$(( length / 1024 ))k
+    args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len "$length" --method full,sparse,ssa --out "$out/$label.json")
+    # At 32k the 1B model fits one GPU only with every layer checkpointed.
+    if [[ $length -eq 32768 ]]; then args+=(train.activation_checkpointing=full); fi
+    log "training-step benchmark at $length tokens"
+    timeout "${SSA_BENCHSTEP_TIMEOUT:-300}" "$build/ssa" bench step "${args[@]}" > "$out/$label.md" 2>&1 || status=1
+    cat "$out/$label.md"
+  done
 fi
 
 if [[ ${SSA_GPU_PROFILE:-0} == 1 ]]; then

@@ -6,10 +6,6 @@
 namespace ssa::train {
 namespace {
 
-// Token positions per cross-entropy chunk when checkpointing: the fp32 logits of one chunk are
-// then at most 2048 x vocab (1 GiB at Llama-3's 128256), instead of seq_len x vocab at once.
-constexpr int64_t kLogitsChunk = 2048;
-
 torch::Tensor ce_sum(model::LlamaForCausalLMImpl& model, const torch::Tensor& hidden, const torch::Tensor& targets) {
   auto logits = model.logits(hidden).to(torch::kFloat32);
   return torch::nn::functional::cross_entropy(
@@ -25,11 +21,13 @@ TrainForward::TrainForward(model::LlamaForCausalLM model, const std::string& che
   rope_.inv_freq = rope_.inv_freq.to(model_->model->embed_tokens->weight.device());
 }
 
-bool TrainForward::checkpointed(int64_t layer) const {
-  if (checkpointing_ == "full") return true;
-  if (checkpointing_ == "selective") return layer % every_ == 0;
+bool layer_checkpointed(const std::string& checkpointing, int64_t every, int64_t layer) {
+  if (checkpointing == "full") return true;
+  if (checkpointing == "selective") return layer % every == 0;
   return false;
 }
+
+bool TrainForward::checkpointed(int64_t layer) const { return layer_checkpointed(checkpointing_, every_, layer); }
 
 MicroBatchLoss TrainForward::operator()(const MicroBatch& batch, const model::ForwardOptions& options) {
   auto& m = *model_;

@@ -1,5 +1,6 @@
 #include "ssa/train/train_step.h"
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -69,6 +70,7 @@ char mode_letter(const model::ForwardOptions& options) {
 
 StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const StepTotals& totals,
                           uint64_t first_micro_batch, double lr, bool poison) {
+  const auto start = std::chrono::steady_clock::now();
   StepResult result;
   const bool ssa = config_.ssa.method == "ssa";
   const double alpha = config_.ssa.align.alpha;
@@ -105,6 +107,7 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const St
   }
   // Sums over every rank's micro-batches (totals counts all of them).
   std::vector<double> sums{ce_sum.item<double>(), align_sum.item<double>()};
+  result.forward_backward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (parallel_) sums = parallel_->group().sum(sums, "loss reduction");
   result.ce = sums[0] * token_weight;
   result.align = sums[1] * micro_weight;

@@ -15,6 +15,7 @@
 #include "ssa/model/initial_weights.h"
 #include "ssa/model/llama.h"
 #include "ssa/train/checkpoint_store.h"
+#include "ssa/train/device_choice.h"
 #include "ssa/train/device_info.h"
 #include "ssa/train/lr_schedule.h"
 #include "ssa/train/model_flops.h"
@@ -46,28 +47,6 @@ int64_t accumulation_steps(const config::TrainConfig& t, int64_t world) {
                                   sequences, t.micro_batch_size, world));
   }
   return sequences / per_forward;
-}
-
-// `local_rank` (the launcher's LOCAL_RANK) picks the GPU.
-torch::Device pick_device(const std::string& name, int64_t local_rank) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda" && !compat::cuda_available()) {
-    throw UsageError("config key 'train.device': cuda was asked for but this build or machine has no CUDA device");
-  }
-  if (name == "cuda" || (name == "auto" && compat::cuda_available())) {
-    const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
-    if (local_rank >= count) {
-      throw UsageError(fmt::format("LOCAL_RANK {} has no GPU: this node has {} CUDA device(s)", local_rank, count));
-    }
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
-  }
-  return torch::kCPU;
-}
-
-torch::ScalarType pick_precision(const std::string& name, torch::Device device) {
-  if (name == "bf16") return torch::kBFloat16;
-  if (name == "fp32") return torch::kFloat32;
-  return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
 }
 
 }  // namespace

@@ -31,12 +31,7 @@ class TrainerTest : public ::testing::Test {
 
   TrainSummary run(const config::Config& c, const std::string& resume = "",
                    std::function<bool(int64_t)> poison = nullptr) {
-    ShardBatchSource data(c);
-    TrainerOptions options;
-    options.resume = resume;
-    options.poison_step = std::move(poison);
-    options.console = false;
-    return train(c, data, options);
+    return test::run_training(c, resume, std::move(poison));
   }
 
   test::TempDir dir_;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -11,6 +12,8 @@
 
 #include "ssa/config/loader.h"
 #include "ssa/data/shard_writer.h"
+#include "ssa/train/shard_batch_source.h"
+#include "ssa/train/trainer.h"
 
 namespace ssa::test {
 
@@ -101,6 +104,17 @@ inline std::vector<nlohmann::json> read_metrics(const std::filesystem::path& run
     if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
   }
   return lines;
+}
+
+// One training run of `config` in this process, quiet; `poison` injects non-finite losses.
+inline train::TrainSummary run_training(const config::Config& config, const std::string& resume = "",
+                                        std::function<bool(int64_t)> poison = nullptr) {
+  train::ShardBatchSource data(config);
+  train::TrainerOptions options;
+  options.resume = resume;
+  options.poison_step = std::move(poison);
+  options.console = false;
+  return train::train(config, data, options);
 }
 
 }  // namespace ssa::test

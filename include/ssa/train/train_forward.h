@@ -13,6 +13,14 @@
 
 namespace ssa::train {
 
+// Token positions per cross-entropy chunk when checkpointing: the fp32 logits of one chunk are
+// then at most 2048 x vocab (1 GiB at Llama-3's 128256), instead of seq_len x vocab at once.
+inline constexpr int64_t kLogitsChunk = 2048;
+
+// Whether `layer` is activation-checkpointed under `checkpointing` (none | full | selective,
+// the latter layers 0, every, 2 * every, ...).
+bool layer_checkpointed(const std::string& checkpointing, int64_t every, int64_t layer);
+
 struct MicroBatchLoss {
   torch::Tensor ce_sum;  // fp32 scalar: summed CE over the micro-batch's targets
   torch::Tensor align;   // fp32 scalar: mean over layers of the alignment loss (dual stream), else undefined

@@ -47,6 +47,11 @@ struct StepResult {
   int64_t input_tokens = 0;
   int64_t target_tokens = 0;
   bool skipped = false;  // non-finite loss or gradient norm: no update
+  // Wall time from the start of run() until the loss sums were read: reading them waits for the
+  // device's queue, so this covers the forward and backward passes of every micro-batch. The rest
+  // of run() is the update: gradient norm, clipping, AdamW, copying the masters into the model.
+  // (`ssa bench step` splits the step with it.)
+  double forward_backward_seconds = 0;
 };
 
 class TrainStep {
