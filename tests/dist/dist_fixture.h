@@ -3,9 +3,7 @@
 #pragma once
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "support/run_command.h"
 
 namespace ssa::test {
 
@@ -40,11 +38,8 @@ inline int free_port() {
 // variables), output in `log`. Returns the pid.
 inline pid_t spawn_ssa_train(const std::vector<std::string>& args, const std::vector<std::string>& env,
                              const std::filesystem::path& log) {
-  std::vector<std::string> argv_storage = {SSA_BINARY, "train"};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<std::string> command = {"train"};
+  command.insert(command.end(), args.begin(), args.end());
   std::vector<std::string> env_storage;
   for (char** e = environ; *e; ++e) {
     const std::string var(*e);
@@ -61,14 +56,7 @@ inline pid_t spawn_ssa_train(const std::vector<std::string>& args, const std::ve
   std::vector<char*> envp;
   for (auto& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, SSA_BINARY, &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
+  return spawn_ssa(std::move(command), log, envp.data());
 }
 
 // The exit code of `pid`, or nullopt if it is still running after `timeout` (it is then killed)

@@ -1,7 +1,5 @@
 // `ssa train` as a user runs it: a subprocess, stopped by signals, resumed, its checkpoint scored.
 #include <gtest/gtest.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -15,28 +13,15 @@
 #include "support/temp_dir.h"
 #include "train/train_fixture.h"
 
-extern char** environ;
-
 namespace ssa::train {
 namespace {
 
 namespace fs = std::filesystem;
 
 // Starts `ssa train ARGS` with stdout and stderr in `log`; returns its pid.
-pid_t spawn_train(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<std::string> argv_storage = {SSA_BINARY, "train"};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, SSA_BINARY, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
+pid_t spawn_train(std::vector<std::string> args, const fs::path& log) {
+  args.insert(args.begin(), "train");
+  return test::spawn_ssa(std::move(args), log);
 }
 
 size_t metric_lines(const fs::path& run_dir) {
