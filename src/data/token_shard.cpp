@@ -57,14 +57,14 @@ TokenShard TokenShard::open(const fs::path& token_file, ShardFormat format, uint
   TokenShard shard;
   shard.path_ = token_file;
   shard.format_ = format;
-  shard.file_ = MappedFile::open(token_file);
+  shard.file_ = io::MappedFile::open(token_file);
   const uint64_t size = shard.file_.size();
   const std::string name = token_file.string();
 
   if (format == ShardFormat::datatrove) {
     const fs::path index_path = require_companion(token_file, ".index");
     const fs::path metadata_path = require_companion(token_file, ".metadata");
-    shard.index_ = MappedFile::open(index_path);
+    shard.index_ = io::MappedFile::open(index_path);
     const ShardMetadata metadata = parse_shard_metadata(io::read_file(metadata_path), metadata_path);
     shard.width_ = metadata.token_width;
     shard.tokenizer_ = metadata.tokenizer;

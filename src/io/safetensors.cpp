@@ -2,23 +2,17 @@
 // (where our dependencies come from), and the format is a JSON header plus raw bytes.
 #include "ssa/io/safetensors.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
-#include <system_error>
 
 #include "ssa/io/atomic_file.h"
+#include "ssa/io/mapped_file.h"
 #include "ssa/util/error.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -207,28 +201,14 @@ std::optional<uint64_t> element_count(const std::vector<int64_t>& shape) {
 
 // ---------------------------------------------------------------------------------------------
 SafetensorsFile SafetensorsFile::open(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw UsageError(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
-  struct stat status {};
-  if (::fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
-    ::close(fd);
-    throw UsageError(fmt::format("cannot open {}: not a regular file", path.string()));
-  }
+  const MappedFile mapped = MappedFile::open(path);
   SafetensorsFile file;
   file.path_ = path;
-  file.file_size_ = static_cast<uint64_t>(status.st_size);
+  file.file_size_ = mapped.size();
   if (file.file_size_ < 8) {
-    ::close(fd);
     fail(path, fmt::format("file has {} bytes, fewer than the 8 of the header length", file.file_size_));
   }
-  void* address = ::mmap(nullptr, file.file_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_error = errno;
-  ::close(fd);  // the mapping keeps the file open
-  if (address == MAP_FAILED) throw std::system_error(map_error, std::generic_category(), "mmap " + path.string());
-  const std::size_t mapped_size = file.file_size_;
-  file.mapping_ = std::shared_ptr<const std::byte>(static_cast<const std::byte*>(address), [mapped_size](const std::byte* p) {
-    ::munmap(const_cast<std::byte*>(p), mapped_size);
-  });
+  file.mapping_ = mapped.mapping();
   const std::byte* base = file.mapping_.get();
 
   const uint64_t header_size = read_le_u64(base);

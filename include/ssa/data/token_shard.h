@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "ssa/data/mapped_file.h"
+#include "ssa/io/mapped_file.h"
 #include "ssa/data/shard_format.h"
 
 namespace ssa::data {
@@ -54,12 +54,12 @@ class TokenShard {
   std::filesystem::path path_;
   ShardFormat format_ = ShardFormat::datatrove;
   uint32_t width_ = 0;
-  MappedFile file_;
+  io::MappedFile file_;
   const std::byte* tokens_ = nullptr;
   uint64_t token_count_ = 0;
   uint64_t document_count_ = 0;
   std::string tokenizer_;
-  MappedFile index_;                                          // datatrove
+  io::MappedFile index_;                                       // datatrove
   std::shared_ptr<const std::vector<uint64_t>> scanned_ends_;  // index-less formats
 };
 

@@ -1,4 +1,4 @@
-#include "ssa/data/mapped_file.h"
+#include "ssa/io/mapped_file.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -12,7 +12,7 @@
 
 #include "ssa/util/error.h"
 
-namespace ssa::data {
+namespace ssa::io {
 
 MappedFile MappedFile::open(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -39,4 +39,4 @@ MappedFile MappedFile::open(const std::filesystem::path& path) {
   return file;
 }
 
-}  // namespace ssa::data
+}  // namespace ssa::io

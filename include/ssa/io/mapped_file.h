@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <memory>
 
-namespace ssa::data {
+namespace ssa::io {
 
 class MappedFile {
  public:
@@ -17,6 +17,8 @@ class MappedFile {
   static MappedFile open(const std::filesystem::path& path);
 
   const std::byte* data() const { return data_.get(); }
+  // The mapping's owner: views into the file that hold it keep the mapping alive.
+  const std::shared_ptr<const std::byte>& mapping() const { return data_; }
   uint64_t size() const { return size_; }
 
  private:
@@ -24,4 +26,4 @@ class MappedFile {
   uint64_t size_ = 0;
 };
 
-}  // namespace ssa::data
+}  // namespace ssa::io
