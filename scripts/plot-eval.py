@@ -6,7 +6,9 @@
 Writes, for whatever the results contain:
   perplexity-vs-receptive-field.png  every perplexity metric of sparse runs against the receptive
                                      field, full attention as a dashed line (one line per file)
-  sparsity-per-layer.png             attention sparsity (kept mass) per layer, per run
+  sparsity-per-layer.png             attention sparsity (kept mass) per layer, per run (with
+                                     --sparsity-field N: only the selection of N tokens, under
+                                     full inference solid and under sparse inference dashed)
   niah-<label>.png                   needle-in-a-haystack accuracy, depth x length, per run
 Several JSON files (e.g. one per model) are drawn into the same figures, labelled by file name.
 """
@@ -70,15 +72,21 @@ def plot_perplexity(results, out_dir):
     return path
 
 
-def plot_sparsity(results, out_dir):
+def plot_sparsity(results, out_dir, only_field=None):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = False
-    for name, res in results:
+    for index, (name, res) in enumerate(results):
         for run in res["runs"]:
             stats = run.get("stats", {}).get("receptive_fields", {})
             for field, s in stats.items():
+                if only_field is not None and field != str(only_field):
+                    continue
                 values = [layer["sparsity"] for layer in s["layers"]]
-                ax.plot(range(len(values)), values, marker=".", label=f"{name}: {run['label']} (selection of {field})")
+                if only_field is None:
+                    ax.plot(range(len(values)), values, marker=".", label=f"{name}: {run['label']} (selection of {field})")
+                else:
+                    ax.plot(range(len(values)), values, marker=".", color=f"C{index}",
+                            linestyle="-" if run["receptive_field"] is None else "--", label=f"{name}: {run['label']}")
                 drawn = True
     if not drawn:
         plt.close(fig)
@@ -130,13 +138,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", help="results.json files of ssa eval")
     parser.add_argument("--out", default="plots", help="folder for the PNG files")
+    parser.add_argument("--sparsity-field", type=int, help="draw the sparsity of this receptive field only")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     results = []
     for path in args.results:
         with open(path, encoding="utf-8") as f:
             results.append((os.path.splitext(os.path.basename(path))[0], json.load(f)))
-    written = [plot_perplexity(results, args.out), plot_sparsity(results, args.out)] + plot_niah(results, args.out)
+    written = [plot_perplexity(results, args.out), plot_sparsity(results, args.out, args.sparsity_field)] + plot_niah(results, args.out)
     for path in written:
         if path:
             print(path)

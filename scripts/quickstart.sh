@@ -9,19 +9,26 @@
 # CUDA kernels into build-cuda/ and trains a larger model on the GPU (configs/quickstart/gpu.yaml).
 # Run it again to reuse what exists: a finished training run is not repeated (--resume auto).
 # Extra arguments go to `ssa train` as config overrides, e.g. `train.steps=300`.
+# SSA_SKIP_INSTALL=1 skips apt-get (machines that provide the dependencies otherwise, or have no
+# network: then the tokenizer and the corpus must already be under ${SSA_CACHE:-~/.cache/ssa});
+# SSA_PYTHON names a Python with matplotlib for the plots (default Debian's /usr/bin/python3).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 run=${SSA_RUN_DIR:-$root/runs/quickstart}
 step() { echo; echo "== $*"; }
 
-step "installing dependencies (apt-get; skipped when present)"
-bash "$root/scripts/install-deps.sh"
+if [[ ${SSA_SKIP_INSTALL:-0} != 1 ]]; then
+  step "installing dependencies (apt-get; skipped when present)"
+  bash "$root/scripts/install-deps.sh"
+fi
 tokenizer=$(bash "$root/scripts/fetch-tokenizer.sh")
 
 config=$root/configs/quickstart/cpu.yaml
+eval_device=cpu
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 &&
     torch_prefix=$(python3 -c 'import torch; assert torch.cuda.is_available(); print(torch.utils.cmake_prefix_path)' 2>/dev/null); then
   config=$root/configs/quickstart/gpu.yaml
+  eval_device=cuda
   export SSA_BUILD_DIR=${SSA_BUILD_DIR:-$root/build-cuda}
   if [[ ! -f $SSA_BUILD_DIR/build.ninja ]]; then
     cmake -S "$root" -B "$SSA_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" >/dev/null
@@ -42,12 +49,13 @@ step "evaluating the last checkpoint under full and sparse inference"
 model=$run/ssa/checkpoints/$(cat "$run/ssa/checkpoints/latest")
 # Windows as long as the training rows: the positions the model has seen.
 seq_len=$(sed -n 's/^  seq_len: //p' "$run/ssa/config.yaml")
-"$ssa" eval --model "$model" --tokenizer "$tokenizer" --attention full,sparse \
+"$ssa" eval --model "$model" --device "$eval_device" --tokenizer "$tokenizer" --attention full,sparse \
   --receptive-fields "$((seq_len / 8)),$((seq_len / 4)),$((seq_len / 2))" --max-length "$seq_len" --stats-tokens "$seq_len" \
   --tasks "ppl-shards:$corpus,stats:/usr/share/common-licenses/GPL-3" --shard-documents 4 --out "$run/eval.json"
 
 step "plots"
-/usr/bin/python3 "$root/scripts/plot-training.py" "$run/ssa" --out "$run/plots"
-/usr/bin/python3 "$root/scripts/plot-eval.py" "$run/eval.json" --out "$run/plots"
+python=${SSA_PYTHON:-/usr/bin/python3}
+"$python" "$root/scripts/plot-training.py" "$run/ssa" --out "$run/plots"
+"$python" "$root/scripts/plot-eval.py" "$run/eval.json" --out "$run/plots"
 echo
 echo "done: model $model, results $run/eval.json, plots in $run/plots/"

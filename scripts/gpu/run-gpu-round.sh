@@ -12,8 +12,18 @@
 #                    on every GPU of the machine under torchrun with ZeRO 2 and 1, same global
 #                    batch (SSA_SCALE_STEPS steps, default 6; needs SSA_CORPUS)
 #                    benchstep = `ssa bench step` of the paper's 1B model (full, sparse, ssa in one
-#                    process, synthetic tokens) at 8k, then at 32k with full activation checkpointing
-#                    (each run limited to SSA_BENCHSTEP_TIMEOUT seconds, default 300)
+#                    process, synthetic tokens) at SSA_BENCHSTEP_LENGTHS (default "8192 32768"; 32k
+#                    with full activation checkpointing), each run limited to SSA_BENCHSTEP_TIMEOUT
+#                    seconds (default 300)
+#                    queue = the one-GPU jobs of the files SSA_GPU_QUEUES (scripts/gpu/queues/),
+#                    spread over every GPU by scripts/gpu/gpu-queue.sh; resumable: repeat the round
+#                    until the queue is done (state in runs/gpu-queue, outputs in runs/gpu-results)
+#                    multigpu = the paper's 1B at 8k on every GPU (issue 11, docs/performance.md):
+#                    one GPU, then torchrun with ZeRO 0, 1 and 2 at the same global batch, a resume
+#                    on half the GPUs from the ZeRO 2 run's sharded checkpoint, and a killed rank
+#                    (SSA_MULTI_STEPS steps, default 24; needs SSA_CORPUS)
+#   SSA_ROUND_SECONDS       time limit of the round: the queue stops taking and stops its jobs then
+#                           (SSA_DEADLINE), and multigpu runs only if SSA_MULTI_SECONDS (default 330) remain
 #   SSA_GPU_TARGETS  ninja targets (default: ssa ssa_test_kernels)
 #   SSA_GTEST_FILTER GoogleTest filter for ssa_test_kernels (default: all)
 #   SSA_BENCH_ARGS   extra arguments for `ssa bench attention`
@@ -24,6 +34,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 out=${OUT:-$root/build-gpu/out}
 mkdir -p "$out"
+round_start=$(date +%s)
+if [[ -n ${SSA_ROUND_SECONDS:-} ]]; then export SSA_DEADLINE=$((round_start + SSA_ROUND_SECONDS)); fi
 steps=${SSA_GPU_STEPS:-build test bench}
 targets=${SSA_GPU_TARGETS:-ssa ssa_test_kernels}
 build=$root/build-gpu
@@ -36,8 +48,12 @@ log "device: $(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limi
 
 # Debian bookworm packages (yaml-cpp, spdlog, fmt, CLI11, GoogleTest, nlohmann-json, PCRE2, zstd)
 # go to a private prefix, never into /.
-mkdir -p "$prefix"
-for f in .devdeps/*.deb; do dpkg -x "$f" "$prefix"; done
+# Once per machine: jobs of the queue run this script too, concurrently.
+if [[ ! -e $prefix/.unpacked ]]; then
+  mkdir -p "$prefix"
+  for f in .devdeps/*.deb; do dpkg -x "$f" "$prefix"; done
+  touch "$prefix/.unpacked"
+fi
 multiarch=$prefix/usr/lib/x86_64-linux-gnu
 export PKG_CONFIG_PATH=$multiarch/pkgconfig:$prefix/usr/share/pkgconfig
 # The packages' .pc files say prefix=/usr; the sysroot maps them into the private prefix.
@@ -148,7 +164,7 @@ if [[ $status -eq 0 && " $steps " == *" scale "* ]]; then
 fi
 
 if [[ $status -eq 0 && " $steps " == *" benchstep "* ]]; then
-  for length in 8192 32768; do
+  for length in ${SSA_BENCHSTEP_LENGTHS:-8192 32768}; do
     label=bench-step-$(( length / 1024 ))k
     args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len "$length" --method full,sparse,ssa --out "$out/$label.json")
     # At 32k the 1B model fits one GPU only with every layer checkpointed.
@@ -157,6 +173,99 @@ if [[ $status -eq 0 && " $steps " == *" benchstep "* ]]; then
     timeout "${SSA_BENCHSTEP_TIMEOUT:-300}" "$build/ssa" bench step "${args[@]}" > "$out/$label.md" 2>&1 || status=1
     cat "$out/$label.md"
   done
+fi
+
+# Once per machine (runs/gpu-results/multigpu.done): a later round of the same command skips it.
+if [[ $status -eq 0 && " $steps " == *" multigpu "* && ! -e $root/runs/gpu-results/multigpu.done ]] &&
+    [[ -z ${SSA_DEADLINE:-} || $((SSA_DEADLINE - $(date +%s))) -ge ${SSA_MULTI_SECONDS:-330} ]]; then
+  ssa_bin=$build/ssa
+  runs=/tmp/gpu-multi
+  gpus=$(nvidia-smi -L | wc -l)
+  multi_steps=${SSA_MULTI_STEPS:-24}
+  half=$((multi_steps / 2))
+  # The same global batch (2 rows per GPU of the largest run) on every number of GPUs, p_full 1 so
+  # that every micro-batch takes the same mode whatever the split (an SSA step computes both streams).
+  common=(-c configs/paper/table1/ssa-rf256.yaml "data.path=$SSA_CORPUS" "train.steps=$multi_steps"
+          "train.global_batch_size=$((2 * gpus))" train.micro_batch_size=1 ssa.method=ssa ssa.p_full=1.0
+          eval.every=0 log.every=1 log.tensorboard=false dist.timeout_s=120)
+  launch() { echo python3 -m torch.distributed.run --no-python --standalone --nproc-per-node "$1" "$ssa_bin" train; }
+  multi_run() {  # label, command...
+    local label=$1
+    shift
+    log "multigpu: $label"
+    local limit=${SSA_MULTI_TIMEOUT:-150}
+    if [[ -n ${SSA_DEADLINE:-} ]] && ((SSA_DEADLINE - $(date +%s) < limit)); then limit=$((SSA_DEADLINE - $(date +%s))); fi
+    timeout "$((limit > 1 ? limit : 1))" "$@" "train.run_dir=$runs/$label" > "$out/multi-$label.log" 2>&1
+    echo "exit code $?" >> "$out/multi-$label.log"
+    cp "$runs/$label/metrics.jsonl" "$out/multi-$label-metrics.jsonl" 2>/dev/null
+    grep -E "train:|step [0-9]+/$multi_steps \\||error|exit code|resum" "$out/multi-$label.log" | cut -c1-260 | tail -8
+  }
+  rm -rf "$runs"
+  multi_run 1gpu "$ssa_bin" train "${common[@]}" checkpoint.every=0
+  rm -rf "$runs/1gpu"  # a 1B checkpoint with its optimizer state is about 15 GB
+  for zero in 0 1; do
+    # shellcheck disable=SC2046
+    multi_run "${gpus}gpu-zero$zero" $(launch "$gpus") "${common[@]}" checkpoint.every=0 "dist.zero=$zero"
+    rm -rf "$runs/${gpus}gpu-zero$zero"
+  done
+  # shellcheck disable=SC2046
+  multi_run "${gpus}gpu-zero2" $(launch "$gpus") "${common[@]}" "checkpoint.every=$half" checkpoint.keep_last=2 dist.zero=2
+  middle=$runs/${gpus}gpu-zero2/checkpoints/$(printf 'step-%08d' "$half")
+  ls "$middle" > "$out/multi-sharded-checkpoint.txt" 2>&1
+  # shellcheck disable=SC2046
+  multi_run "$((gpus / 2))gpu-zero2-resumed" $(launch "$((gpus / 2))") "${common[@]}" checkpoint.every=0 dist.zero=2 \
+    --resume "$middle"
+  rm -rf "$runs"
+  # A killed rank, without torchrun (whose agent would stop the others itself): the ranks must see
+  # the dead peer and exit with code 5 within dist.timeout_s.
+  label=${gpus}gpu-killed
+  log "multigpu: $label"
+  pids=()
+  for ((r = 0; r < gpus; r++)); do
+    RANK=$r WORLD_SIZE=$gpus LOCAL_RANK=$r LOCAL_WORLD_SIZE=$gpus MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
+      "$ssa_bin" train "${common[@]}" checkpoint.every=0 dist.zero=2 dist.timeout_s=60 "train.run_dir=$runs/$label" \
+      > "$out/multi-$label-rank$r.log" 2>&1 &
+    pids+=($!)
+  done
+  for _ in $(seq 90); do
+    [[ $(wc -l < "$runs/$label/metrics.jsonl" 2>/dev/null || echo 0) -ge 3 ]] && break
+    sleep 1
+  done
+  # Whatever happens, nothing outlives dist.timeout_s and a margin.
+  (sleep 90 && kill -KILL "${pids[@]}" 2>/dev/null) &
+  guard=$!
+  victim=$((gpus - 1))
+  kill -KILL "${pids[$victim]}"
+  killed_ns=$(date +%s%N)
+  for ((r = 0; r < gpus; r++)); do
+    ((r == victim)) && continue
+    wait "${pids[$r]}"
+    code=$?
+    echo "rank $r: exit code $code, $((($(date +%s%N) - killed_ns) / 1000000)) ms after rank $victim was killed" |
+      tee -a "$out/multi-$label.log"
+    grep -m1 "error" "$out/multi-$label-rank$r.log" | cut -c1-260 | tee -a "$out/multi-$label.log"
+  done
+  wait "${pids[$victim]}" 2>/dev/null
+  kill "$guard" 2>/dev/null
+  rm -rf "$runs"
+  mkdir -p "$root/runs/gpu-results"
+  touch "$root/runs/gpu-results/multigpu.done"
+fi
+
+if [[ $status -eq 0 && " $steps " == *" queue "* ]]; then
+  queue_file=$root/runs/gpu-queue/queue.txt
+  mkdir -p "$root/runs/gpu-queue" "$root/runs/gpu-results"
+  # shellcheck disable=SC2086
+  cat ${SSA_GPU_QUEUES:?SSA_GPU_QUEUES names the queue files} > "$queue_file"
+  export SSA_BINARY=$build/ssa SSA_RESULTS=$root/runs/gpu-results
+  log "queue: $(grep -c -v -E '^[[:space:]]*(#|$)' "$queue_file") jobs on $(nvidia-smi -L | wc -l) GPUs"
+  bash "$root/scripts/gpu/gpu-queue.sh" "$queue_file" "$root/runs/gpu-queue"
+  queue_status=$?
+  log "queue exit $queue_status (0 all done, 3 to be continued, 1 a job failed)"
+  mkdir -p "$out/queue-logs"
+  cp "$root"/runs/gpu-queue/logs/*.log "$out/queue-logs/" 2>/dev/null
+  cp -r "$root/runs/gpu-results" "$out/results"
+  ((queue_status == 1)) && status=1
 fi
 
 if [[ ${SSA_GPU_PROFILE:-0} == 1 ]]; then

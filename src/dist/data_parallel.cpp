@@ -1,7 +1,9 @@
 #include "ssa/dist/data_parallel.h"
 
+#include <chrono>
 #include <cmath>
 
+#include "ssa/train/device_info.h"
 #include "ssa/train/grad_norm.h"
 #include "ssa/train/train_step.h"
 
@@ -26,7 +28,8 @@ DataParallel::DataParallel(ProcessGroup& group, train::MasterWeights& weights,
       reducer_(group, layout_, std::move(compute_parameters),
                [&weights](size_t i) { return weights.accumulated_gradient(i); }, config.zero > 0,
                config.reduce_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32),
-      shard_sums_(layout_.buckets.size()) {
+      shard_sums_(layout_.buckets.size()),
+      device_(weights.masters().empty() ? torch::Device(torch::kCPU) : weights.masters().front().second.device()) {
   if (zero_ > 0) masters_.emplace(group, layout_, weights.masters());
   if (zero_ == 2) weights.discard_gradient_sums();
 }
@@ -67,7 +70,7 @@ void DataParallel::after_backward(bool last) {
   // The reduction has taken what it needs: local gradients are not kept.
   weights_.zero_gradients();
   if (zero_ != 2) return;
-  reducer_.wait();
+  communicate("gradient reduction", [&] { reducer_.wait(); });
   torch::NoGradGuard no_grad;
   for (size_t b = 0; b < shard_sums_.size(); ++b) {
     if (shard_sums_[b].defined()) {
@@ -91,7 +94,7 @@ std::vector<torch::Tensor> DataParallel::gradients() {
     for (const auto& piece : masters_->piece_ranges()) out.push_back(shard_view(sums[piece.bucket], piece));
     return out;
   }
-  reducer_.wait();
+  communicate("gradient reduction", [&] { reducer_.wait(); });
   if (zero_ == 1) {
     for (const auto& piece : masters_->piece_ranges()) out.push_back(shard_view(reducer_.result(piece.bucket), piece));
     return out;
@@ -117,11 +120,28 @@ double DataParallel::gradient_norm(const std::vector<torch::Tensor>& gradients) 
     for (const auto& g : gradients) parts.push_back(g.pow(2).sum());
     group_.guarded("gradient norm", [&] { squares = torch::stack(parts).sum().item<double>(); });
   }
-  return std::sqrt(group_.sum({squares}, "gradient norm")[0]);
+  communicate("gradient norm", [&] { squares = group_.sum({squares}, "gradient norm")[0]; });
+  return std::sqrt(squares);
 }
 
 void DataParallel::after_update() {
-  if (masters_) masters_->gather();
+  if (masters_) communicate("parameter all-gather", [&] { masters_->gather(); });
+}
+
+void DataParallel::communicate(const std::string& what, const std::function<void()>& collective) {
+  // Both waits under the watchdog: once a collective's wait() has put the current stream behind
+  // NCCL's, a dead peer would block the synchronisation for ever.
+  group_.guarded(what, [&] { train::synchronize_current_stream(device_); });
+  const auto start = std::chrono::steady_clock::now();
+  collective();
+  group_.guarded(what, [&] { train::synchronize_current_stream(device_); });
+  communication_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double DataParallel::take_communication_seconds() {
+  const double seconds = communication_seconds_;
+  communication_seconds_ = 0;
+  return seconds;
 }
 
 }  // namespace ssa::dist

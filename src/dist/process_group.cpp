@@ -107,7 +107,9 @@ ProcessGroup::ProcessGroup(const LaunchEnvironment& env, const config::DistConfi
     if (backend_name_ == "gloo") impl_->backend = make_gloo_backend(impl_->store, rank_, size_, timeout);
 #endif
 #ifdef SSA_HAVE_CUDA_KERNELS
-    if (backend_name_ == "nccl") impl_->backend = make_nccl_backend(impl_->store, rank_, size_, timeout);
+    // Twice our watchdog's limit: the watchdog then reports a lost peer first, with its one-line
+    // error and exit code 5; NCCL's own timeout path dumps debug state and can stall the exit.
+    if (backend_name_ == "nccl") impl_->backend = make_nccl_backend(impl_->store, rank_, size_, 2 * timeout);
 #endif
   });
   barrier("rendezvous");

@@ -1,5 +1,6 @@
 #include "ssa/train/device_info.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <sys/resource.h>
 
 #if SSA_HAVE_CUDA_KERNELS
@@ -36,6 +37,10 @@ void reset_peak_memory(torch::Device device) {
 
 void synchronize(torch::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);
+}
+
+void synchronize_current_stream(torch::Device device) {
+  if (device.is_cuda()) c10::impl::getDeviceGuardImpl(device.type())->getStream(device).synchronize();
 }
 
 }  // namespace ssa::train

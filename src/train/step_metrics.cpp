@@ -46,6 +46,7 @@ nlohmann::json to_json(const StepMetrics& m) {
                       {"mfu", m.mfu ? number(*m.mfu) : nlohmann::json()},
                       {"peak_mem_bytes", m.peak_memory_bytes},
                       {"data_wait", number(m.data_wait_share)},
+                      {"comm", m.communication_share ? number(*m.communication_share) : nlohmann::json()},
                       {"step_s", number(m.step_seconds)},
                       {"skipped", m.skipped},
                       {"skipped_total", m.skipped_total}};
@@ -68,8 +69,10 @@ std::string console_line(const StepMetrics& m) {
   line += fmt::format(" | mode {} | gnorm {:.3f} | lr {:.3e} | tok/s {}", mode_summary(m.modes), m.grad_norm, m.lr,
                       thousands(std::llround(m.tokens_per_s)));
   line += m.mfu ? fmt::format(" | mfu {:.1f}%", *m.mfu * 100.0) : std::string(" | mfu n/a");
-  line += fmt::format(" | mem {:.2f}GiB | data {:.1f}% | eta {}", m.peak_memory_bytes / double(1ll << 30),
-                      m.data_wait_share * 100.0, format_duration(m.eta_seconds));
+  line += fmt::format(" | mem {:.2f}GiB | data {:.1f}%", m.peak_memory_bytes / double(1ll << 30),
+                      m.data_wait_share * 100.0);
+  if (m.communication_share) line += fmt::format(" | comm {:.1f}%", *m.communication_share * 100.0);
+  line += fmt::format(" | eta {}", format_duration(m.eta_seconds));
   if (m.skipped) line += fmt::format(" | SKIPPED (non-finite; {} so far)", m.skipped_total);
   return line;
 }
@@ -89,6 +92,7 @@ std::vector<std::pair<std::string, float>> tensorboard_scalars(const StepMetrics
       {"train/peak_mem_gib", static_cast<float>(m.peak_memory_bytes / double(1ll << 30))},
       {"train/data_wait", static_cast<float>(m.data_wait_share)},
   };
+  if (m.communication_share) out.emplace_back("train/comm", static_cast<float>(*m.communication_share));
   if (m.has_align) out.emplace_back("train/align", static_cast<float>(m.align));
   if (m.mfu) out.emplace_back("train/mfu", static_cast<float>(*m.mfu));
   for (const auto& [key, value] : m.validation) {

@@ -108,7 +108,7 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const St
   // Sums over every rank's micro-batches (totals counts all of them).
   std::vector<double> sums{ce_sum.item<double>(), align_sum.item<double>()};
   result.forward_backward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (parallel_) sums = parallel_->group().sum(sums, "loss reduction");
+  if (parallel_) parallel_->communicate("loss reduction", [&] { sums = parallel_->group().sum(sums, "loss reduction"); });
   result.ce = sums[0] * token_weight;
   result.align = sums[1] * micro_weight;
   result.loss = result.ce + (ssa ? alpha * result.align : 0.0);
@@ -125,6 +125,7 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const St
     weights_.publish();
   }
   weights_.zero_gradients();
+  if (parallel_) result.communication_seconds = parallel_->take_communication_seconds();
   return result;
 }
 

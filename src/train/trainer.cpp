@@ -253,6 +253,7 @@ TrainSummary train(const config::Config& config, BatchSource& data, const Traine
     if (peak_flops) m.mfu = flops_per_token * m.tokens_per_s / (*peak_flops * static_cast<double>(world));
     m.peak_memory_bytes = peak_memory_bytes(device);
     m.data_wait_share = seconds_between(start, loaded) / step_seconds;
+    if (group) m.communication_share = result.communication_seconds / step_seconds;
     m.step_seconds = step_seconds;
     m.eta_seconds = mean_step * static_cast<double>(tc.steps - state.step);
     m.skipped = result.skipped;

@@ -82,10 +82,17 @@ class DataParallelTest : public ::testing::Test {
 TEST_F(DataParallelTest, TwoRanksMatchOneProcessForEveryZeroStage) {
   run(1, "single", {});
   ASSERT_EQ(losses("single").size(), 4u);
+  for (const auto& line : test::read_metrics(dir_ / "single")) EXPECT_TRUE(line.at("comm").is_null());
   for (const std::string zero : {"0", "1", "2"}) {
     SCOPED_TRACE("zero " + zero);
     run(2, "zero" + zero, {"dist.zero=" + zero});
     expect_same_run("single", "zero" + zero);
+    // Gloo's collectives block the process: every step waits for some communication.
+    for (const auto& line : test::read_metrics(dir_ / ("zero" + zero))) {
+      const double comm = line.at("comm").get<double>();
+      EXPECT_GT(comm, 0.0);
+      EXPECT_LT(comm, 1.0);
+    }
   }
   // Every rank wrote its optimizer shard; rank 0 the rest.
   const auto checkpoint = *train::CheckpointStore(dir_ / "zero2").latest();

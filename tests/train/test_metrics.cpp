@@ -65,9 +65,13 @@ TEST(StepMetrics, ConsoleLineAndJson) {
             "tok/s 41,211 | mfu 41.2% | mem 61.30GiB | data 0.4% | eta 5h12m");
   m.mfu.reset();
   EXPECT_NE(console_line(m).find("mfu n/a"), std::string::npos);
-  const auto j = to_json(m);
+  auto j = to_json(m);
   EXPECT_EQ(j["mode"], "mixed");
   EXPECT_TRUE(j["mfu"].is_null());
+  EXPECT_TRUE(j["comm"].is_null());
+  m.communication_share = 0.031;
+  EXPECT_NE(console_line(m).find("| data 0.4% | comm 3.1% | eta 5h12m"), std::string::npos);
+  EXPECT_DOUBLE_EQ(to_json(m)["comm"].get<double>(), 0.031);
   m.loss = std::nan("");
   m.skipped = true;
   EXPECT_TRUE(to_json(m)["loss"].is_null());

@@ -8,10 +8,17 @@
 // Gradients are reduced once per step (not per micro-batch) except under zero 2. The loss, the
 // gradient norm and the non-finite verdict are reduced too, so every rank takes the same
 // decisions and rank 0 reports the global values.
+//
+// Exposed communication: the time the step waits for collectives that no computation hides. The
+// compute stream is synchronised before and after every wait for a collective, so the time between
+// is communication alone: the reductions still in flight when the backward pass ends, the loss and
+// gradient-norm sums, and the parameter all-gather after the update (nothing overlaps it).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "ssa/config/config.h"
@@ -47,6 +54,12 @@ class DataParallel {
   // After the optimizer's update: every rank gets the whole new weights (zero 1, 2).
   void after_update();
 
+  // Runs `collective` (which waits for communication) as exposed communication time, under the
+  // watchdog (`what` names it in the error).
+  void communicate(const std::string& what, const std::function<void()>& collective);
+  // The exposed communication time since the last call, in seconds.
+  double take_communication_seconds();
+
  private:
   torch::Tensor shard_view(const torch::Tensor& chunk, const ShardPiece& piece) const;
 
@@ -57,6 +70,8 @@ class DataParallel {
   std::optional<ShardedMasters> masters_;
   GradientReducer reducer_;
   std::vector<torch::Tensor> shard_sums_;  // zero 2: this rank's chunk of every bucket
+  torch::Device device_;
+  double communication_seconds_ = 0;
 };
 
 }  // namespace ssa::dist

@@ -19,5 +19,8 @@ void reset_peak_memory(torch::Device device);
 
 // Waits for queued GPU work (timings must include it); nothing on the CPU.
 void synchronize(torch::Device device);
+// Waits for the work queued on the device's current stream only: NCCL's kernels run on streams
+// of their own, which the current stream waits for only where a collective's wait() put that.
+void synchronize_current_stream(torch::Device device);
 
 }  // namespace ssa::train

@@ -27,6 +27,9 @@ struct StepMetrics {
   std::optional<double> mfu;  // fraction; nullopt on a CPU or an unknown GPU
   int64_t peak_memory_bytes = 0;
   double data_wait_share = 0;  // share of the step's wall time spent waiting for batches
+  // Data-parallel runs: share of the step's wall time spent waiting for communication that no
+  // computation hid (dist/data_parallel.h); nullopt in one process.
+  std::optional<double> communication_share;
   double step_seconds = 0;
   double eta_seconds = 0;
   bool skipped = false;
@@ -38,12 +41,12 @@ struct StepMetrics {
 std::string mode_summary(const std::string& modes);
 
 // The metrics.jsonl object: step, loss, ce, align, mode, modes, grad_norm, lr, tokens,
-// tokens_per_s, mfu (null when unknown), peak_mem_bytes, data_wait, step_s, skipped,
+// tokens_per_s, mfu (null when unknown), peak_mem_bytes, data_wait, comm (null in one process), step_s, skipped,
 // skipped_total and the validation values.
 nlohmann::json to_json(const StepMetrics& m);
 
 // "step 120/1000 | loss 3.2145 | ce 3.1021 | align 0.0112 | mode full | gnorm 0.84 | lr 2.99e-04 |
-//  tok/s 41,211 | mfu 41.2% | mem 61.3GiB | data 0.4% | eta 5h12m"
+//  tok/s 41,211 | mfu 41.2% | mem 61.3GiB | data 0.4% | comm 3.1% | eta 5h12m" (comm: data-parallel runs)
 std::string console_line(const StepMetrics& m);
 
 // The TensorBoard scalars of a step (train/..., val/...).

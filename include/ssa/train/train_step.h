@@ -52,6 +52,9 @@ struct StepResult {
   // of run() is the update: gradient norm, clipping, AdamW, copying the masters into the model.
   // (`ssa bench step` splits the step with it.)
   double forward_backward_seconds = 0;
+  // Data-parallel steps: the time spent waiting for communication that no computation hid
+  // (dist/data_parallel.h); 0 in one process.
+  double communication_seconds = 0;
 };
 
 class TrainStep {
