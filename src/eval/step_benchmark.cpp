@@ -16,6 +16,7 @@
 #include "ssa/model/llama.h"
 #include "ssa/train/device_choice.h"
 #include "ssa/train/device_info.h"
+#include "ssa/train/linear_cross_entropy.h"
 #include "ssa/train/model_flops.h"
 #include "ssa/train/train_forward.h"
 #include "ssa/train/train_step.h"
@@ -176,13 +177,11 @@ IsolatedTimes time_isolated(const Setup& s, const std::string& method) {
   if (m.gate == "elementwise") layer.push_back({rows, m.hidden_size, q_width});
   times.matmul = per_layer(time_gemms(s, layer));
 
-  // Without checkpointing the LM head runs once over all positions; with it, in chunks of
-  // kLogitsChunk positions, each recomputed in backward.
-  const bool chunked = s.config.train.activation_checkpointing != "none";
-  const int64_t chunk = chunked ? std::min(train::kLogitsChunk, T) : T;
-  const auto head = time_gemms(s, {{B * chunk, m.hidden_size, m.vocab_size}});
-  const double chunks = static_cast<double>(T) / static_cast<double>(chunk);
-  times.matmul += chunks * (head.forward_backward + (chunked ? head.forward : 0.0));
+  // The LM head runs with its loss in chunks of kLogitsChunk rows (linear_cross_entropy.h): its
+  // three products per chunk, never recomputed.
+  const int64_t chunk = std::min(train::kLogitsChunk, rows);
+  const auto head = time_gemms(s, {{chunk, m.hidden_size, m.vocab_size}});
+  times.matmul += static_cast<double>(rows) / static_cast<double>(chunk) * head.forward_backward;
   return times;
 }
 

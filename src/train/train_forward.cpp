@@ -2,19 +2,9 @@
 
 #include "ssa/attention/document_mask.h"
 #include "ssa/train/activation_checkpoint.h"
+#include "ssa/train/linear_cross_entropy.h"
 
 namespace ssa::train {
-namespace {
-
-torch::Tensor ce_sum(model::LlamaForCausalLMImpl& model, const torch::Tensor& hidden, const torch::Tensor& targets) {
-  auto logits = model.logits(hidden).to(torch::kFloat32);
-  return torch::nn::functional::cross_entropy(
-      logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
-      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(MicroBatch::kIgnoreTarget));
-}
-
-}  // namespace
-
 TrainForward::TrainForward(model::LlamaForCausalLM model, const std::string& checkpointing, int64_t every)
     : model_(std::move(model)), rope_(model::rope_parameters(model_->config())), checkpointing_(checkpointing),
       every_(every) {
@@ -58,21 +48,7 @@ MicroBatchLoss TrainForward::operator()(const MicroBatch& batch, const model::Fo
 
   MicroBatchLoss loss;
   if (options.dual_stream) loss.align = torch::stack(layer_align).mean();
-  if (checkpointing_ == "none") {
-    loss.ce_sum = ce_sum(m, h, batch.targets);
-    return loss;
-  }
-  // Chunks of positions, each recomputed in backward: only one chunk's logits live at a time.
-  const int64_t T = h.size(1);
-  for (int64_t t0 = 0; t0 < T; t0 += kLogitsChunk) {
-    const int64_t n = std::min(kLogitsChunk, T - t0);
-    auto targets = batch.targets.narrow(1, t0, n);
-    const Segment chunk_loss = [model = model_.ptr(), targets](const std::vector<torch::Tensor>& in) {
-      return std::vector<torch::Tensor>{ce_sum(*model, in[0], targets)};
-    };
-    auto part = checkpoint(chunk_loss, {h.narrow(1, t0, n)})[0];
-    loss.ce_sum = loss.ce_sum.defined() ? loss.ce_sum + part : part;
-  }
+  loss.ce_sum = linear_cross_entropy_sum(h, m.output_weight(), batch.targets, MicroBatch::kIgnoreTarget);
   return loss;
 }
 

@@ -2,27 +2,9 @@
 
 #include <cmath>
 
+#include "ssa/train/linear_cross_entropy.h"
+
 namespace ssa::train {
-namespace {
-
-// Positions per logits chunk: bounds the fp32 logits to 2048 x vocab at a time.
-constexpr int64_t kLogitsChunk = 2048;
-
-double summed_ce(model::LlamaForCausalLM& model, const torch::Tensor& hidden, const torch::Tensor& targets) {
-  double total = 0;
-  for (int64_t t0 = 0; t0 < hidden.size(1); t0 += kLogitsChunk) {
-    const int64_t n = std::min(kLogitsChunk, hidden.size(1) - t0);
-    auto logits = model->logits(hidden.narrow(1, t0, n)).to(torch::kFloat32);
-    total += torch::nn::functional::cross_entropy(
-                 logits.reshape({-1, logits.size(-1)}), targets.narrow(1, t0, n).reshape({-1}),
-                 torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(
-                     MicroBatch::kIgnoreTarget))
-                 .item<double>();
-  }
-  return total;
-}
-
-}  // namespace
 
 std::map<std::string, double> validate(model::LlamaForCausalLM& model, const std::vector<MicroBatch>& batches,
                                        const model::ForwardOptions& options) {
@@ -43,7 +25,8 @@ std::map<std::string, double> validate(model::LlamaForCausalLM& model, const std
       const auto batch = cpu_batch.to(device);
       pass.position_ids = batch.positions;
       auto hidden = model->forward(batch.inputs, pass).hidden;
-      nll += summed_ce(model, hidden, batch.targets);
+      nll += linear_cross_entropy_sum(hidden, model->output_weight(), batch.targets, MicroBatch::kIgnoreTarget)
+                 .item<double>();
     }
     const double loss = tokens > 0 ? nll / static_cast<double>(tokens) : 0.0;
     const std::string name = attention::mode_name(mode);

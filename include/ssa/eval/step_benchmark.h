@@ -12,8 +12,8 @@
 //   layer (recomputed in backward).
 // - matmul: the model's GEMMs (q, k, v, o and gate projections, the MLP, the LM head) timed
 //   alone as torch::matmul on random tensors of the step's shapes, forward (x W^T) and backward
-//   (dY W and dY^T x), with the same recomputation count; under checkpointing the LM head runs
-//   in chunks of kLogitsChunk positions, recomputed too.
+//   (dY W and dY^T x), with the same recomputation count; the LM head in chunks of
+//   kLogitsChunk rows, never recomputed (train/linear_cross_entropy.h).
 // - elementwise: forward + backward minus attention and matmul, a derived remainder (norms,
 //   RoPE, SwiGLU, gate, cross entropy, casts, gradient accumulation). When the isolated
 //   attention and matmul times exceed the measured forward + backward, both are scaled down to

@@ -1,6 +1,6 @@
 // The training forward pass of one micro-batch: the decoder run layer by layer (so that layers
 // can be activation-checkpointed) and the summed next-token cross entropy over the targets in
-// the loss. The layer loop is LlamaForCausalLM::forward's, with each layer optionally wrapped
+// the loss (linear_cross_entropy.h: the LM head and the loss in chunks, never the whole logits). The layer loop is LlamaForCausalLM::forward's, with each layer optionally wrapped
 // in a checkpoint (activation_checkpoint.h).
 #pragma once
 
@@ -12,10 +12,6 @@
 #include "ssa/train/micro_batch.h"
 
 namespace ssa::train {
-
-// Token positions per cross-entropy chunk when checkpointing: the fp32 logits of one chunk are
-// then at most 2048 x vocab (1 GiB at Llama-3's 128256), instead of seq_len x vocab at once.
-inline constexpr int64_t kLogitsChunk = 2048;
 
 // Whether `layer` is activation-checkpointed under `checkpointing` (none | full | selective,
 // the latter layers 0, every, 2 * every, ...).
