@@ -21,11 +21,14 @@
 #                    multigpu = the paper's 1B at 8k on every GPU (issue 11, docs/performance.md):
 #                    one GPU, then torchrun with ZeRO 0, 1 and 2 at the same global batch, a resume
 #                    on half the GPUs from the ZeRO 2 run's sharded checkpoint, and a killed rank
-#                    (SSA_MULTI_STEPS steps, default 24; needs SSA_CORPUS)
+#                    (SSA_MULTI_STEPS steps, default 24; needs SSA_CORPUS); SSA_MULTI_PARTS picks
+#                    among "scaling resume killed" (default all; resume needs scaling's ZeRO 2 run)
 #   SSA_ROUND_SECONDS       time limit of the round: the queue stops taking and stops its jobs then
 #                           (SSA_DEADLINE), and multigpu runs only if SSA_MULTI_SECONDS (default 330) remain
 #   SSA_GPU_TARGETS  ninja targets (default: ssa ssa_test_kernels)
 #   SSA_GTEST_FILTER GoogleTest filter for ssa_test_kernels (default: all)
+#   SSA_PACK_OUT=1   at the end, pack everything under $OUT into $OUT/out.tgz (the device tool
+#                    returns only a few files per call)
 #   SSA_BENCH_ARGS   extra arguments for `ssa bench attention`
 #   SSA_GPU_PROFILE=1       Nsight Compute reports of the attention kernels
 #   SSA_PROFILE_ARGS        benchmark arguments while profiling
@@ -200,54 +203,61 @@ if [[ $status -eq 0 && " $steps " == *" multigpu "* && ! -e $root/runs/gpu-resul
     cp "$runs/$label/metrics.jsonl" "$out/multi-$label-metrics.jsonl" 2>/dev/null
     grep -E "train:|step [0-9]+/$multi_steps \\||error|exit code|resum" "$out/multi-$label.log" | cut -c1-260 | tail -8
   }
+  parts=" ${SSA_MULTI_PARTS:-scaling resume killed} "
   rm -rf "$runs"
-  multi_run 1gpu "$ssa_bin" train "${common[@]}" checkpoint.every=0
-  rm -rf "$runs/1gpu"  # a 1B checkpoint with its optimizer state is about 15 GB
-  for zero in 0 1; do
+  if [[ $parts == *" scaling "* ]]; then
+    multi_run 1gpu "$ssa_bin" train "${common[@]}" checkpoint.every=0
+    rm -rf "$runs/1gpu"  # a 1B checkpoint with its optimizer state is about 15 GB
+    for zero in 0 1; do
+      # shellcheck disable=SC2046
+      multi_run "${gpus}gpu-zero$zero" $(launch "$gpus") "${common[@]}" checkpoint.every=0 "dist.zero=$zero"
+      rm -rf "$runs/${gpus}gpu-zero$zero"
+    done
     # shellcheck disable=SC2046
-    multi_run "${gpus}gpu-zero$zero" $(launch "$gpus") "${common[@]}" checkpoint.every=0 "dist.zero=$zero"
-    rm -rf "$runs/${gpus}gpu-zero$zero"
-  done
-  # shellcheck disable=SC2046
-  multi_run "${gpus}gpu-zero2" $(launch "$gpus") "${common[@]}" "checkpoint.every=$half" checkpoint.keep_last=2 dist.zero=2
-  middle=$runs/${gpus}gpu-zero2/checkpoints/$(printf 'step-%08d' "$half")
-  ls "$middle" > "$out/multi-sharded-checkpoint.txt" 2>&1
-  # shellcheck disable=SC2046
-  multi_run "$((gpus / 2))gpu-zero2-resumed" $(launch "$((gpus / 2))") "${common[@]}" checkpoint.every=0 dist.zero=2 \
-    --resume "$middle"
+    multi_run "${gpus}gpu-zero2" $(launch "$gpus") "${common[@]}" "checkpoint.every=$half" checkpoint.keep_last=2 dist.zero=2
+  fi
+  if [[ $parts == *" resume "* ]]; then
+    middle=$runs/${gpus}gpu-zero2/checkpoints/$(printf 'step-%08d' "$half")
+    ls "$middle" > "$out/multi-sharded-checkpoint.txt" 2>&1
+    # shellcheck disable=SC2046
+    multi_run "$((gpus / 2))gpu-zero2-resumed" $(launch "$((gpus / 2))") "${common[@]}" checkpoint.every=0 dist.zero=2 \
+      --resume "$middle"
+  fi
   rm -rf "$runs"
-  # A killed rank, without torchrun (whose agent would stop the others itself): the ranks must see
-  # the dead peer and exit with code 5 within dist.timeout_s.
-  label=${gpus}gpu-killed
-  log "multigpu: $label"
-  pids=()
-  for ((r = 0; r < gpus; r++)); do
-    RANK=$r WORLD_SIZE=$gpus LOCAL_RANK=$r LOCAL_WORLD_SIZE=$gpus MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
-      "$ssa_bin" train "${common[@]}" checkpoint.every=0 dist.zero=2 dist.timeout_s=60 "train.run_dir=$runs/$label" \
-      > "$out/multi-$label-rank$r.log" 2>&1 &
-    pids+=($!)
-  done
-  for _ in $(seq 90); do
-    [[ $(wc -l < "$runs/$label/metrics.jsonl" 2>/dev/null || echo 0) -ge 3 ]] && break
-    sleep 1
-  done
-  # Whatever happens, nothing outlives dist.timeout_s and a margin.
-  (sleep 90 && kill -KILL "${pids[@]}" 2>/dev/null) &
-  guard=$!
-  victim=$((gpus - 1))
-  kill -KILL "${pids[$victim]}"
-  killed_ns=$(date +%s%N)
-  for ((r = 0; r < gpus; r++)); do
-    ((r == victim)) && continue
-    wait "${pids[$r]}"
-    code=$?
-    echo "rank $r: exit code $code, $((($(date +%s%N) - killed_ns) / 1000000)) ms after rank $victim was killed" |
-      tee -a "$out/multi-$label.log"
-    grep -m1 "error" "$out/multi-$label-rank$r.log" | cut -c1-260 | tee -a "$out/multi-$label.log"
-  done
-  wait "${pids[$victim]}" 2>/dev/null
-  kill "$guard" 2>/dev/null
-  rm -rf "$runs"
+  if [[ $parts == *" killed "* ]]; then
+    # A killed rank, without torchrun (whose agent would stop the others itself): the ranks must see
+    # the dead peer and exit with code 5 within dist.timeout_s.
+    label=${gpus}gpu-killed
+    log "multigpu: $label"
+    pids=()
+    for ((r = 0; r < gpus; r++)); do
+      RANK=$r WORLD_SIZE=$gpus LOCAL_RANK=$r LOCAL_WORLD_SIZE=$gpus MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
+        "$ssa_bin" train "${common[@]}" checkpoint.every=0 dist.zero=2 dist.timeout_s=60 "train.run_dir=$runs/$label" \
+        > "$out/multi-$label-rank$r.log" 2>&1 &
+      pids+=($!)
+    done
+    for _ in $(seq 90); do
+      [[ $(wc -l < "$runs/$label/metrics.jsonl" 2>/dev/null || echo 0) -ge 3 ]] && break
+      sleep 1
+    done
+    # Whatever happens, nothing outlives dist.timeout_s and a margin.
+    (sleep 90 && kill -KILL "${pids[@]}" 2>/dev/null) &
+    guard=$!
+    victim=$((gpus - 1))
+    kill -KILL "${pids[$victim]}"
+    killed_ns=$(date +%s%N)
+    for ((r = 0; r < gpus; r++)); do
+      ((r == victim)) && continue
+      wait "${pids[$r]}"
+      code=$?
+      echo "rank $r: exit code $code, $((($(date +%s%N) - killed_ns) / 1000000)) ms after rank $victim was killed" |
+        tee -a "$out/multi-$label.log"
+      grep -m1 "error: rank" "$out/multi-$label-rank$r.log" | cut -c1-260 | tee -a "$out/multi-$label.log"
+    done
+    wait "${pids[$victim]}" 2>/dev/null
+    kill "$guard" 2>/dev/null
+    rm -rf "$runs"
+  fi
   mkdir -p "$root/runs/gpu-results"
   touch "$root/runs/gpu-results/multigpu.done"
 fi
@@ -259,7 +269,7 @@ if [[ $status -eq 0 && " $steps " == *" queue "* ]]; then
   cat ${SSA_GPU_QUEUES:?SSA_GPU_QUEUES names the queue files} > "$queue_file"
   export SSA_BINARY=$build/ssa SSA_RESULTS=$root/runs/gpu-results
   log "queue: $(grep -c -v -E '^[[:space:]]*(#|$)' "$queue_file") jobs on $(nvidia-smi -L | wc -l) GPUs"
-  bash "$root/scripts/gpu/gpu-queue.sh" "$queue_file" "$root/runs/gpu-queue"
+  SSA_PACK_OUT=0 bash "$root/scripts/gpu/gpu-queue.sh" "$queue_file" "$root/runs/gpu-queue"
   queue_status=$?
   log "queue exit $queue_status (0 all done, 3 to be continued, 1 a job failed)"
   mkdir -p "$out/queue-logs"
@@ -297,4 +307,7 @@ if [[ " $steps " == *" bench "* && -x ${bench[0]} ]]; then
   cat "$out/attention-bench.md"
 fi
 log "done, status $status"
+if [[ ${SSA_PACK_OUT:-0} == 1 ]]; then
+  tar -C "$out" -czf /tmp/round-out.tgz . && find "$out" -mindepth 1 -delete && mv /tmp/round-out.tgz "$out/out.tgz"
+fi
 exit $status
