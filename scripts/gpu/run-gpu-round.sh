@@ -28,7 +28,8 @@
 #   SSA_GPU_TARGETS  ninja targets (default: ssa ssa_test_kernels)
 #   SSA_GTEST_FILTER GoogleTest filter for ssa_test_kernels (default: all)
 #   SSA_PACK_OUT=1   at the end, pack everything under $OUT into $OUT/out.tgz (the device tool
-#                    returns only a few files per call)
+#                    returns only a few files per call); the console output is then not in it
+#                    unless tee'd into $OUT/round.log before the pack, e.g. by the caller
 #   SSA_BENCH_ARGS   extra arguments for `ssa bench attention`
 #   SSA_GPU_PROFILE=1       Nsight Compute reports of the attention kernels
 #   SSA_PROFILE_ARGS        benchmark arguments while profiling
