@@ -59,7 +59,6 @@ AttentionStatistics attention_statistics(const torch::Tensor& q, const torch::Te
     scores = torch::Tensor();
     auto p = log_p.exp();
     entropy.push_back(per_position(-(p * log_p.masked_fill(hidden, 0.0)).sum(-1)));
-    log_p = torch::Tensor();
 
     // Token mask of the selected blocks, [B, Hkv, H_sel / Hkv, n, keys]; -1 entries go to a spare
     // column that is dropped.
@@ -69,17 +68,22 @@ AttentionStatistics attention_statistics(const torch::Tensor& q, const torch::Te
         torch::zeros({B, H_sel, n, blocks + 1}, index_options.dtype(torch::kBool)).scatter_(-1, chosen, true);
     auto in_selection = block_mask.index_select(-1, torch::div(key_pos, Bs, "floor")).view({B, Hkv, H_sel / Hkv, n, keys});
 
-    auto kept = p.masked_fill(in_selection.logical_not(), 0.0);
-    auto kept_mass = kept.sum(-1);                                // [B, Hkv, G, n]
+    // The kept mass in log space: where a query puts almost all its mass outside the selection, the
+    // kept probabilities underflow in float32 and -log(sparsity) would read as infinite.
+    auto log_kept = torch::logsumexp(log_p.masked_fill(in_selection.logical_not(), neg_inf), -1);  // [B, Hkv, G, n]
+    auto kept_mass = log_kept.exp();
     auto dropped_mass = p.masked_fill(in_selection, 0.0).sum(-1);  // invisible tokens have p = 0
     sparsity.push_back(per_position(kept_mass));
     dropped.push_back(per_position(dropped_mass));
     // -log(sparsity), through log1p where sparsity is close to 1 and `dropped` is the precise one.
-    kl.push_back(per_position(torch::where(kept_mass < 0.5, -kept_mass.log(), -torch::log1p(-dropped_mass))));
+    kl.push_back(per_position(torch::where(kept_mass < 0.5, -log_kept, -torch::log1p(-dropped_mass))));
 
+    // Sparse attention's distribution: full attention renormalised over the selection.
+    auto p_sparse = (log_p - log_kept.unsqueeze(-1)).exp().masked_fill(in_selection.logical_not(), 0.0);
+    log_p = torch::Tensor();
     auto values = vh.narrow(3, 0, keys);
     auto o_full = torch::matmul(p, values);
-    auto o_sparse = torch::matmul(kept, values) / kept_mass.unsqueeze(-1);
+    auto o_sparse = torch::matmul(p_sparse, values);
     output_error.push_back(per_position((o_full - o_sparse).pow(2).sum(-1).sqrt()));
     auto dropped_tokens = in_selection.logical_or(hidden).logical_not();
     auto max_dropped_norm = value_norms.narrow(-1, 0, keys).masked_fill(dropped_tokens.logical_not(), 0.0).amax(-1);

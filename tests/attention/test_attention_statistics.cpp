@@ -127,6 +127,32 @@ TEST(AttentionStatistics, FloatInputsGiveFloatStatistics) {
   EXPECT_LT(max_abs(single.entropy.to(torch::kFloat64) - dbl.entropy), 1e-5);
 }
 
+TEST(AttentionStatistics, AKeptMassBelowFloat32sRangeStillGivesAFiniteKl) {
+  // Query 7 puts all but e^-300 of its mass on key 0 (score 300), outside the selection of its
+  // own block {6, 7}: the kept probabilities underflow in float32, their logarithm does not.
+  const int64_t T = 8, Bs = 2;
+  auto q = torch::zeros({1, T, 2, 4});
+  auto k = torch::zeros({1, T, 1, 4});
+  auto v = torch::randn({1, T, 1, 4});
+  q.index_put_({0, 7, torch::indexing::Slice(), 0}, 100.0);
+  k.index_put_({0, 0, 0, 0}, 6.0);
+  auto own_block = torch::div(torch::arange(T), Bs, "floor").view({1, T, 1, 1});
+  const SparseSpec spec{Bs, 1, Selection::kGroup};
+  auto single = attention_statistics(q, k, v, spec, 3, own_block);
+  auto dbl = attention_statistics(q.to(torch::kFloat64), k.to(torch::kFloat64), v.to(torch::kFloat64), spec, 3,
+                                  own_block);
+  for (int64_t h = 0; h < 2; ++h) {
+    EXPECT_NEAR(single.kl[0][7][h].item<double>(), 300.0 - std::log(2.0), 1e-3);
+    EXPECT_NEAR(dbl.kl[0][7][h].item<double>(), 300.0 - std::log(2.0), 1e-9);
+    EXPECT_EQ(single.sparsity[0][7][h].item<float>(), 0.0f);
+  }
+  EXPECT_TRUE(std::isfinite(single.mean_kl));
+  EXPECT_TRUE(torch::isfinite(single.output_error).all().item<bool>());
+  // The sparse output there is the mean of values 6 and 7.
+  const auto expected = (v[0][6][0] + v[0][7][0]) / 2 - v[0][0][0];
+  EXPECT_NEAR(single.output_error[0][7][0].item<double>(), expected.norm().item<double>(), 1e-4);
+}
+
 TEST(AttentionStatistics, ModelHelperCollectsEveryLayer) {
   config::ModelConfig c;
   c.hidden_size = 32;
