@@ -47,6 +47,24 @@ prefix=/tmp/devdeps
 
 log() { echo "[gpu-round $(date +%H:%M:%S)] $*"; }
 
+# A multi-GPU launch of `ssa train`: append the number of processes, then the binary and its arguments.
+torchrun=(python3 -m torch.distributed.run --no-python --standalone --nproc-per-node)
+
+# One training run of the scale and multigpu steps: `train_run STEP LABEL STEPS LIMIT command...`
+# runs the command with train.run_dir=$runs/LABEL for at most LIMIT seconds (less where
+# SSA_DEADLINE is nearer), keeps its log and metrics as $out/STEP-LABEL*, and prints the lines of
+# its STEPS steps, the errors and the exit code.
+train_run() {
+  local step=$1 label=$2 shown=$3 limit=$4
+  shift 4
+  log "$step: $label"
+  if [[ -n ${SSA_DEADLINE:-} ]] && ((SSA_DEADLINE - $(date +%s) < limit)); then limit=$((SSA_DEADLINE - $(date +%s))); fi
+  timeout "$((limit > 1 ? limit : 1))" "$@" "train.run_dir=$runs/$label" > "$out/$step-$label.log" 2>&1
+  echo "exit code $?" >> "$out/$step-$label.log"
+  cp "$runs/$label/metrics.jsonl" "$out/$step-$label-metrics.jsonl" 2>/dev/null
+  grep -E "train:|step [0-9]+/$shown \\||error|exit code|resum" "$out/$step-$label.log" | cut -c1-260 | tail -8
+}
+
 log "device: $(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit,driver_version \
   --format=csv,noheader 2>&1)"
 
@@ -147,24 +165,19 @@ if [[ $status -eq 0 && " $steps " == *" scale "* ]]; then
   common=(-c configs/paper/table1/ssa-rf256.yaml "data.path=$SSA_CORPUS" "train.steps=$scale_steps"
           train.global_batch_size=4 train.micro_batch_size=1 ssa.p_full=1.0 checkpoint.every=0 eval.every=0
           log.every=1 log.tensorboard=false)
-  scale_run() {  # label, launcher..., -- overrides...
+  scale_run() {  # label, command...
     local label=$1
     shift
-    log "scale: $label"
     rm -rf "$runs/$label"
-    timeout "${SSA_SCALE_TIMEOUT:-150}" "$@" "train.run_dir=$runs/$label" > "$out/scale-$label.log" 2>&1
-    echo "exit code $?" >> "$out/scale-$label.log"
-    cp "$runs/$label/metrics.jsonl" "$out/scale-$label-metrics.jsonl" 2>/dev/null
-    grep -E "train:|step [0-9]+/$scale_steps \\||error|exit code" "$out/scale-$label.log" | cut -c1-240
+    train_run scale "$label" "$scale_steps" "${SSA_SCALE_TIMEOUT:-150}" "$@"
     # The end-of-run checkpoint of a 1B model with its optimizer state is about 15 GB.
     rm -rf "$runs/$label"
   }
   scale_run 1gpu-ssa "$ssa_bin" train "${common[@]}" ssa.method=ssa
-  torchrun=(python3 -m torch.distributed.run --no-python --standalone --nproc-per-node "$gpus")
-  scale_run "${gpus}gpu-ssa-zero2" "${torchrun[@]}" "$ssa_bin" train "${common[@]}" ssa.method=ssa dist.zero=2
+  scale_run "${gpus}gpu-ssa-zero2" "${torchrun[@]}" "$gpus" "$ssa_bin" train "${common[@]}" ssa.method=ssa dist.zero=2
   scale_run 1gpu-full "$ssa_bin" train "${common[@]}" ssa.method=full
   scale_run 1gpu-sparse "$ssa_bin" train "${common[@]}" ssa.method=sparse
-  scale_run "${gpus}gpu-ssa-zero1" "${torchrun[@]}" "$ssa_bin" train "${common[@]}" ssa.method=ssa dist.zero=1
+  scale_run "${gpus}gpu-ssa-zero1" "${torchrun[@]}" "$gpus" "$ssa_bin" train "${common[@]}" ssa.method=ssa dist.zero=1
 fi
 
 if [[ $status -eq 0 && " $steps " == *" benchstep "* ]]; then
@@ -192,17 +205,8 @@ if [[ $status -eq 0 && " $steps " == *" multigpu "* && ! -e $root/runs/gpu-resul
   common=(-c configs/paper/table1/ssa-rf256.yaml "data.path=$SSA_CORPUS" "train.steps=$multi_steps"
           "train.global_batch_size=$((2 * gpus))" train.micro_batch_size=1 ssa.method=ssa ssa.p_full=1.0
           eval.every=0 log.every=1 log.tensorboard=false dist.timeout_s=120)
-  launch() { echo python3 -m torch.distributed.run --no-python --standalone --nproc-per-node "$1" "$ssa_bin" train; }
   multi_run() {  # label, command...
-    local label=$1
-    shift
-    log "multigpu: $label"
-    local limit=${SSA_MULTI_TIMEOUT:-150}
-    if [[ -n ${SSA_DEADLINE:-} ]] && ((SSA_DEADLINE - $(date +%s) < limit)); then limit=$((SSA_DEADLINE - $(date +%s))); fi
-    timeout "$((limit > 1 ? limit : 1))" "$@" "train.run_dir=$runs/$label" > "$out/multi-$label.log" 2>&1
-    echo "exit code $?" >> "$out/multi-$label.log"
-    cp "$runs/$label/metrics.jsonl" "$out/multi-$label-metrics.jsonl" 2>/dev/null
-    grep -E "train:|step [0-9]+/$multi_steps \\||error|exit code|resum" "$out/multi-$label.log" | cut -c1-260 | tail -8
+    train_run multi "$1" "$multi_steps" "${SSA_MULTI_TIMEOUT:-150}" "${@:2}"
   }
   parts=" ${SSA_MULTI_PARTS:-scaling resume killed} "
   rm -rf "$runs"
@@ -210,18 +214,15 @@ if [[ $status -eq 0 && " $steps " == *" multigpu "* && ! -e $root/runs/gpu-resul
     multi_run 1gpu "$ssa_bin" train "${common[@]}" checkpoint.every=0
     rm -rf "$runs/1gpu"  # a 1B checkpoint with its optimizer state is about 15 GB
     for zero in 0 1; do
-      # shellcheck disable=SC2046
-      multi_run "${gpus}gpu-zero$zero" $(launch "$gpus") "${common[@]}" checkpoint.every=0 "dist.zero=$zero"
+      multi_run "${gpus}gpu-zero$zero" "${torchrun[@]}" "$gpus" "$ssa_bin" train "${common[@]}" checkpoint.every=0 "dist.zero=$zero"
       rm -rf "$runs/${gpus}gpu-zero$zero"
     done
-    # shellcheck disable=SC2046
-    multi_run "${gpus}gpu-zero2" $(launch "$gpus") "${common[@]}" "checkpoint.every=$half" checkpoint.keep_last=2 dist.zero=2
+    multi_run "${gpus}gpu-zero2" "${torchrun[@]}" "$gpus" "$ssa_bin" train "${common[@]}" "checkpoint.every=$half" checkpoint.keep_last=2 dist.zero=2
   fi
   if [[ $parts == *" resume "* ]]; then
     middle=$runs/${gpus}gpu-zero2/checkpoints/$(printf 'step-%08d' "$half")
     ls "$middle" > "$out/multi-sharded-checkpoint.txt" 2>&1
-    # shellcheck disable=SC2046
-    multi_run "$((gpus / 2))gpu-zero2-resumed" $(launch "$((gpus / 2))") "${common[@]}" checkpoint.every=0 dist.zero=2 \
+    multi_run "$((gpus / 2))gpu-zero2-resumed" "${torchrun[@]}" "$((gpus / 2))" "$ssa_bin" train "${common[@]}" checkpoint.every=0 dist.zero=2 \
       --resume "$middle"
   fi
   rm -rf "$runs"

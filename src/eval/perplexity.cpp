@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "ssa/eval/rolling_windows.h"
+#include "ssa/train/linear_cross_entropy.h"
+#include "ssa/train/micro_batch.h"
 #include "ssa/util/error.h"
 
 namespace ssa::eval {
@@ -69,10 +71,9 @@ double rolling_nll(model::LlamaForCausalLM& model, const std::vector<int64_t>& t
     auto input = all.narrow(0, w.input_begin, w.input_length()).unsqueeze(0).to(device);
     auto hidden = model->forward(input, options).hidden[0];
     const int64_t first = w.target_begin - w.input_begin, count = w.target_end - w.target_begin;
-    auto logits = model->logits(hidden.narrow(0, first, count)).to(torch::kFloat32);
     auto targets = all.narrow(0, w.target_begin + 1, count).to(device);
-    nll += torch::nn::functional::cross_entropy(
-               logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+    nll += train::linear_cross_entropy_sum(hidden.narrow(0, first, count), model->output_weight(), targets,
+                                           train::MicroBatch::kIgnoreTarget)
                .item<double>();
   }
   return nll;

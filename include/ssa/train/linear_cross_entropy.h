@@ -5,7 +5,7 @@
 // backward pass only scales those stored gradients by the incoming one. So the loss costs the
 // unfused loss's three matrix products and nothing is recomputed under activation
 // checkpointing; between forward and backward it holds the gradients of the hidden states
-// ([tokens, hidden], their dtype) and of the weight ([vocab, hidden], fp32).
+// ([tokens, hidden]) and of the weight ([vocab, hidden]), both in fp32.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,8 @@
 // The training forward pass of one micro-batch: the decoder run layer by layer (so that layers
 // can be activation-checkpointed) and the summed next-token cross entropy over the targets in
-// the loss (linear_cross_entropy.h: the LM head and the loss in chunks, never the whole logits). The layer loop is LlamaForCausalLM::forward's, with each layer optionally wrapped
-// in a checkpoint (activation_checkpoint.h).
+// the loss (linear_cross_entropy.h: the LM head and the loss in chunks, never the whole
+// logits). The layer loop is LlamaForCausalLM::forward's, with each layer optionally wrapped in
+// a checkpoint (activation_checkpoint.h).
 #pragma once
 
 #include <string>
