@@ -11,10 +11,13 @@
 #                    scale = the paper's 1B model at 8k on one GPU (SSA, then full and sparse) and
 #                    on every GPU of the machine under torchrun with ZeRO 2 and 1, same global
 #                    batch (SSA_SCALE_STEPS steps, default 6; needs SSA_CORPUS)
-#                    benchstep = `ssa bench step` of the paper's 1B model (full, sparse, ssa in one
-#                    process, synthetic tokens) at SSA_BENCHSTEP_LENGTHS (default "8192 32768"; 32k
-#                    with full activation checkpointing), each run limited to SSA_BENCHSTEP_TIMEOUT
-#                    seconds (default 300)
+#                    benchstep = `ssa bench step` (full, sparse, ssa in one process, synthetic tokens)
+#                    for the runs named in SSA_BENCHSTEP_RUNS (default "llama-8k paper-8k paper-32k"):
+#                    llama-8k = stock Llama-3.2-1B at 8k without activation checkpointing, paper-8k =
+#                    the paper's 1B at 8k as configured (selective checkpointing), both with the fused
+#                    and the eager kernel sets; paper-32k = the paper's 1B at 32k with every layer
+#                    checkpointed, fused kernels; each run limited to SSA_BENCHSTEP_TIMEOUT seconds
+#                    (default 300)
 #                    queue = the one-GPU jobs of the files SSA_GPU_QUEUES (scripts/gpu/queues/),
 #                    spread over every GPU by scripts/gpu/gpu-queue.sh; resumable: repeat the round
 #                    until the queue is done (state in runs/gpu-queue, outputs in runs/gpu-results)
@@ -181,14 +184,19 @@ if [[ $status -eq 0 && " $steps " == *" scale "* ]]; then
 fi
 
 if [[ $status -eq 0 && " $steps " == *" benchstep "* ]]; then
-  for length in ${SSA_BENCHSTEP_LENGTHS:-8192 32768}; do
-    label=bench-step-$(( length / 1024 ))k
-    args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len "$length" --method full,sparse,ssa --out "$out/$label.json")
-    # At 32k the 1B model fits one GPU only with every layer checkpointed.
-    if [[ $length -eq 32768 ]]; then args+=(train.activation_checkpointing=full); fi
-    log "training-step benchmark at $length tokens"
-    timeout "${SSA_BENCHSTEP_TIMEOUT:-300}" "$build/ssa" bench step "${args[@]}" > "$out/$label.md" 2>&1 || status=1
-    cat "$out/$label.md"
+  for label in ${SSA_BENCHSTEP_RUNS:-llama-8k paper-8k paper-32k}; do
+    case $label in
+      llama-8k) args=(-c configs/model/llama3.2-1b.yaml --seq-len 8192 train.activation_checkpointing=none
+                      --kernels fused,eager) ;;
+      paper-8k) args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len 8192 --kernels fused,eager) ;;
+      # At 32k the 1B model fits one GPU only with every layer checkpointed.
+      paper-32k) args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len 32768 train.activation_checkpointing=full) ;;
+      *) log "benchstep: unknown run '$label'"; status=1; continue ;;
+    esac
+    log "training-step benchmark $label"
+    timeout "${SSA_BENCHSTEP_TIMEOUT:-300}" "$build/ssa" bench step "${args[@]}" --method full,sparse,ssa \
+      --out "$out/bench-step-$label.json" > "$out/bench-step-$label.md" 2>&1 || status=1
+    cat "$out/bench-step-$label.md"
   done
 fi
 
@@ -239,7 +247,8 @@ if [[ $status -eq 0 && " $steps " == *" multigpu "* && ! -e $root/runs/gpu-resul
       pids+=($!)
     done
     for _ in $(seq 90); do
-      [[ $(wc -l < "$runs/$label/metrics.jsonl" 2>/dev/null || echo 0) -ge 3 ]] && break
+      # Rank 0 creates metrics.jsonl with its first step.
+      [[ -f $runs/$label/metrics.jsonl && $(wc -l < "$runs/$label/metrics.jsonl") -ge 3 ]] && break
       sleep 1
     done
     # Whatever happens, nothing outlives dist.timeout_s and a margin.

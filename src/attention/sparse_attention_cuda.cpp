@@ -8,15 +8,13 @@
 #include "block_select.h"
 #include "sparse_attention.h"
 #include "ssa/attention/document_mask.h"
+#include "ssa/compat/kernel_arguments.h"
 #include "ssa/util/error.h"
 
 namespace ssa::attention {
 namespace {
 
-const __nv_bfloat16* bf16_data(const torch::Tensor& t) {
-  return reinterpret_cast<const __nv_bfloat16*>(t.data_ptr<at::BFloat16>());
-}
-__nv_bfloat16* bf16_data(torch::Tensor& t) { return reinterpret_cast<__nv_bfloat16*>(t.data_ptr<at::BFloat16>()); }
+using compat::bf16_data;
 
 int64_t slots_for(int64_t length, const SparseSpec& spec) {
   return std::min(spec.topk, (length + spec.block_size - 1) / spec.block_size);

@@ -65,6 +65,10 @@ const Registration kRegistration("bench", [](CLI::App& app) {
   add_config_options(*step, step_command->config);
   step->add_option("--method", step_options.methods, "Methods to measure, in order: full, sparse, ssa")
       ->delimiter(',');
+  step->add_option("--kernels", step_options.kernels,
+                   "Kernel sets, each run for every method: fused (as configured), eager (train.fused_kernels and "
+                   "optim.fused off); default fused")
+      ->delimiter(',');
   step->add_option("--seq-len", step_options.seq_len, "Tokens per sequence (default: train.seq_len)");
   step->add_option("--micro-batch-size", step_options.micro_batch_size,
                    "Sequences per forward (default: train.micro_batch_size)");

@@ -291,6 +291,9 @@ std::vector<Field> build_schema() {
                      {"none", "full", "selective"});
   r.add<int64_t>("train.activation_checkpointing_every", SSA_ACCESS(train.activation_checkpointing_every),
                  "`selective`: checkpoint layers 0, N, 2N, ...");
+  r.add<bool>("train.fused_kernels", SSA_ACCESS(train.fused_kernels),
+              "RMSNorm, RoPE and SwiGLU through this project's CUDA kernels (bf16 on a GPU; one pass each "
+              "way); false: eager ATen ops, for comparison. No effect on the CPU.");
   r.add<std::string>("train.init_from", SSA_ACCESS(train.init_from),
                      "Model folder (or checkpoint folder) whose weights start the run instead of the random init: "
                      "weights only, with a fresh optimizer, schedule and data position; shapes must match `model`, "
@@ -306,6 +309,10 @@ std::vector<Field> build_schema() {
               "Decay the token embedding (and an untied LM head) too, as HF Trainer does (the paper's setup).");
   r.add<double>("optim.grad_clip", SSA_ACCESS(optim.grad_clip),
                 "Clip the global gradient L2 norm to this value; 0 = no clipping.");
+  r.add<bool>("optim.fused", SSA_ACCESS(optim.fused),
+              "AdamW through LibTorch's multi-tensor fused kernel (`_fused_adamw_`, CUDA, LibTorch 2.x): one "
+              "pass over the weights, gradients and moments; false: one update per tensor from ATen ops. Same "
+              "arithmetic; no effect on the CPU.");
   // --- schedule ---------------------------------------------------------------------------
   r.add<std::string>("schedule.type", SSA_ACCESS(schedule.type),
                      "Learning rate after the linear warmup: `cosine` or `linear` decay to `schedule.min_lr` over the "

@@ -177,9 +177,11 @@ IsolatedTimes time_isolated(const Setup& s, const std::string& method) {
   if (m.gate == "elementwise") layer.push_back({rows, m.hidden_size, q_width});
   times.matmul = per_layer(time_gemms(s, layer));
 
-  // The LM head runs with its loss in chunks of kLogitsChunk rows (linear_cross_entropy.h): its
-  // three products per chunk, never recomputed.
-  const int64_t chunk = std::min(train::kLogitsChunk, rows);
+  // The LM head runs with its loss in chunks (linear_cross_entropy.h): its three products per
+  // chunk, never recomputed.
+  const auto probe = torch::empty({0}, torch::TensorOptions().dtype(s.dtype).device(s.device));
+  const bool kernel_loss = train::linear_cross_entropy_uses_kernel(probe, probe, t.fused_kernels);
+  const int64_t chunk = std::min(kernel_loss ? train::kKernelLogitsChunk : train::kLogitsChunk, rows);
   const auto head = time_gemms(s, {{chunk, m.hidden_size, m.vocab_size}});
   times.matmul += static_cast<double>(rows) / static_cast<double>(chunk) * head.forward_backward;
   return times;
@@ -262,6 +264,18 @@ std::string milliseconds_and_share(double seconds, double step) {
   return fmt::format("{:.1f} ({:.0f}%)", seconds * 1e3, step > 0 ? 100.0 * seconds / step : 0.0);
 }
 
+// (kernel set, method) pairs in the order they run: every method with the first kernel set, then
+// with the next.
+std::vector<std::pair<std::string, std::string>> method_runs(const StepBenchmarkOptions& options) {
+  std::vector<std::pair<std::string, std::string>> runs;
+  for (const auto& kernels : options.kernels) {
+    for (const auto& method : options.methods) runs.emplace_back(kernels, method);
+  }
+  return runs;
+}
+
+std::string run_label(const MethodMeasurement& r) { return r.kernels == "fused" ? r.method : r.method + " (eager)"; }
+
 }  // namespace
 
 void check_step_benchmark_options(const StepBenchmarkOptions& o) {
@@ -269,6 +283,12 @@ void check_step_benchmark_options(const StepBenchmarkOptions& o) {
   for (const auto& method : o.methods) {
     if (method != "full" && method != "sparse" && method != "ssa") {
       throw UsageError(fmt::format("--method: unknown method '{}' (use full, sparse or ssa)", method));
+    }
+  }
+  if (o.kernels.empty()) throw UsageError("--kernels: name at least one of fused, eager");
+  for (const auto& kernels : o.kernels) {
+    if (kernels != "fused" && kernels != "eager") {
+      throw UsageError(fmt::format("--kernels: unknown kernel set '{}' (use fused or eager)", kernels));
     }
   }
   if (o.warmup < 0 || o.steps < 1) throw UsageError("--warmup must be >= 0 and --steps >= 1");
@@ -307,9 +327,13 @@ StepBenchmarkReport run_step_benchmark(const config::Config& config, const StepB
   s.positions = batches.front().positions;
   const std::optional<double> peak_flops = s.device.is_cuda() ? train::peak_bf16_flops(report.device) : std::nullopt;
 
-  for (const auto& method : options.methods) {
+  for (const auto& [kernels, method] : method_runs(options)) {
     Setup ms = s;
     ms.config.ssa.method = method;
+    if (kernels == "eager") {
+      ms.config.train.fused_kernels = false;
+      ms.config.optim.fused = false;
+    }
     const TrainedSteps trained = train_steps(ms, batches, options.steps);
     report.parameters = trained.parameters;
     IsolatedTimes isolated = time_isolated(ms, method);
@@ -318,6 +342,7 @@ StepBenchmarkReport run_step_benchmark(const config::Config& config, const StepB
 
     MethodMeasurement r;
     r.method = method;
+    r.kernels = kernels;
     r.step_seconds = trained.step_seconds;
     r.forward_backward_seconds = trained.forward_backward_seconds;
     r.tokens_per_second = static_cast<double>(report.tokens_per_step) / trained.step_seconds;
@@ -347,7 +372,7 @@ std::string step_benchmark_table(const StepBenchmarkReport& report) {
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : report.methods) {
     const double step = r.step_seconds;
-    text += fmt::format("| {} | {:.0f} | {} | {:.1f} | {} | {} | {} | {} | {} | {:.2f} |\n", r.method,
+    text += fmt::format("| {} | {:.0f} | {} | {:.1f} | {} | {} | {} | {} | {} | {:.2f} |\n", run_label(r),
                         r.tokens_per_second, r.mfu ? fmt::format("{:.1f}%", *r.mfu * 100) : "n/a", step * 1e3,
                         milliseconds_and_share(r.split.attention, step), milliseconds_and_share(r.split.matmul, step),
                         milliseconds_and_share(r.split.elementwise, step),
@@ -363,11 +388,11 @@ std::string step_benchmark_table(const StepBenchmarkReport& report) {
     if (r.fitted) {
       text += fmt::format("{}: the isolated attention + matmul ({:.1f} ms) exceeded forward + backward ({:.1f} ms); "
                           "both were scaled down to fit and elementwise is 0.\n",
-                          r.method, (r.isolated_attention_seconds + r.isolated_matmul_seconds) * 1e3,
+                          run_label(r), (r.isolated_attention_seconds + r.isolated_matmul_seconds) * 1e3,
                           r.forward_backward_seconds * 1e3);
     }
     if (r.skipped_steps > 0) {
-      text += fmt::format("{}: {} timed step(s) had a non-finite loss and made no update.\n", r.method,
+      text += fmt::format("{}: {} timed step(s) had a non-finite loss and made no update.\n", run_label(r),
                           r.skipped_steps);
     }
   }
@@ -398,6 +423,7 @@ std::string step_benchmark_json(const StepBenchmarkReport& report) {
   for (const auto& r : report.methods) {
     nlohmann::json m;
     m["method"] = r.method;
+    m["kernels"] = r.kernels;
     m["tokens_per_second"] = r.tokens_per_second;
     m["mfu"] = r.mfu ? nlohmann::json(*r.mfu) : nlohmann::json(nullptr);
     m["flops_per_token"] = r.flops_per_token;

@@ -15,8 +15,8 @@ torch::Tensor cached_attention(LlamaAttentionImpl& attn, const config::ModelConf
                                const RopeTables& rope, LayerKvCache& cache, const ForwardOptions& opt) {
   const int64_t B = x.size(0), n = x.size(1);
   const int64_t offset = cache.k.defined() ? cache.k.size(1) : 0;
-  auto q = apply_rope(attn.q_proj(x).view({B, n, c.num_heads, c.head_dim}), rope);
-  auto k = apply_rope(attn.k_proj(x).view({B, n, c.num_kv_heads, c.head_dim}), rope);
+  auto q = apply_rope(attn.q_proj(x).view({B, n, c.num_heads, c.head_dim}), rope, opt.fused_kernels);
+  auto k = apply_rope(attn.k_proj(x).view({B, n, c.num_kv_heads, c.head_dim}), rope, opt.fused_kernels);
   auto v = attn.v_proj(x).view({B, n, c.num_kv_heads, c.head_dim});
   cache.k = offset == 0 ? k.contiguous() : torch::cat({cache.k, k}, 1);
   cache.v = offset == 0 ? v.contiguous() : torch::cat({cache.v, v}, 1);
@@ -60,10 +60,11 @@ torch::Tensor forward_cached(LlamaForCausalLM& model, const torch::Tensor& token
   auto h = model->model->embed_tokens(tokens);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     auto& layer = model->model->layers->at<LlamaDecoderLayerImpl>(l);
-    h = h + cached_attention(*layer.self_attn, c, layer.input_layernorm(h), rope, cache.layers[l], options);
-    h = h + layer.mlp(layer.post_attention_layernorm(h));
+    const bool fused = options.fused_kernels;
+    h = h + cached_attention(*layer.self_attn, c, layer.input_layernorm(h, fused), rope, cache.layers[l], options);
+    h = h + layer.mlp(layer.post_attention_layernorm(h, fused), fused);
   }
-  return model->model->norm(h);
+  return model->model->norm(h, options.fused_kernels);
 }
 
 }  // namespace ssa::model

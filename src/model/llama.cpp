@@ -5,6 +5,8 @@
 #include "ssa/attention/document_mask.h"
 #include "ssa/attention/full_attention.h"
 #include "ssa/attention/sparse_attention.h"
+#include "ssa/model/rms_norm.h"
+#include "ssa/model/swiglu.h"
 #include "ssa/util/error.h"
 
 namespace ssa::model {
@@ -16,12 +18,7 @@ torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(tor
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) { weight = register_parameter("weight", torch::ones({dim})); }
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  // As HF: normalise in float32, cast back, then scale.
-  auto h = x.to(torch::kFloat32);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, true) + eps_);
-  return weight * h.to(x.scalar_type());
-}
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x, bool fused) { return rms_norm(x, weight, eps_, fused); }
 
 LlamaAttentionImpl::LlamaAttentionImpl(const config::ModelConfig& c)
     : num_heads_(c.num_heads), num_kv_heads_(c.num_kv_heads), head_dim_(c.head_dim), gate_(c.gate) {
@@ -36,8 +33,8 @@ LlamaAttentionImpl::LlamaAttentionImpl(const config::ModelConfig& c)
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, LayerContext& ctx, int64_t layer) {
   const auto& opt = ctx.options;
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = apply_rope(q_proj(x).view({B, T, num_heads_, head_dim_}), ctx.rope);
-  auto k = apply_rope(k_proj(x).view({B, T, num_kv_heads_, head_dim_}), ctx.rope);
+  auto q = apply_rope(q_proj(x).view({B, T, num_heads_, head_dim_}), ctx.rope, opt.fused_kernels);
+  auto k = apply_rope(k_proj(x).view({B, T, num_kv_heads_, head_dim_}), ctx.rope, opt.fused_kernels);
   auto v = v_proj(x).view({B, T, num_kv_heads_, head_dim_});
   if (opt.on_attention_inputs) opt.on_attention_inputs(layer, q, k, v);
 
@@ -74,7 +71,9 @@ LlamaMLPImpl::LlamaMLPImpl(const config::ModelConfig& c) {
   down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size));
 }
 
-torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x, bool fused) {
+  return down_proj(swiglu(gate_proj(x), up_proj(x), fused));
+}
 
 LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const config::ModelConfig& c) {
   self_attn = register_module("self_attn", LlamaAttention(c));
@@ -84,8 +83,9 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const config::ModelConfig& c) {
 }
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, LayerContext& context, int64_t layer) {
-  auto h = x + self_attn->forward(input_layernorm(x), context, layer);
-  return h + mlp(post_attention_layernorm(h));
+  const bool fused = context.options.fused_kernels;
+  auto h = x + self_attn->forward(input_layernorm(x, fused), context, layer);
+  return h + mlp(post_attention_layernorm(h, fused), fused);
 }
 
 LlamaModelImpl::LlamaModelImpl(const config::ModelConfig& c) {
@@ -122,7 +122,7 @@ ForwardResult LlamaForCausalLMImpl::forward(const torch::Tensor& tokens, const F
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     h = model->layers->at<LlamaDecoderLayerImpl>(l).forward(h, context, l);
   }
-  result.hidden = model->norm(h);
+  result.hidden = model->norm(h, options.fused_kernels);
   if (options.dual_stream) result.align = torch::stack(result.layer_align).mean();
   return result;
 }

@@ -95,7 +95,14 @@ RopeTables rope_tables(const RopeParameters& parameters, const torch::Tensor& po
   return t;
 }
 
-torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables) {
+torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables, bool fused) {
+#if SSA_HAVE_CUDA_KERNELS
+  if (fused && apply_rope_cuda_supports(x, tables)) return apply_rope_cuda(x, tables);
+#endif
+  return apply_rope_reference(x, tables);
+}
+
+torch::Tensor apply_rope_reference(const torch::Tensor& x, const RopeTables& tables) {
   const int64_t half = x.size(-1) / 2;
   auto cos = tables.cos.to(x.scalar_type()).unsqueeze(2);  // [B, T, 1, D]
   auto sin = tables.sin.to(x.scalar_type()).unsqueeze(2);

@@ -4,10 +4,11 @@ namespace ssa::train {
 
 double global_grad_norm(const std::vector<torch::Tensor>& grads) {
   if (grads.empty()) return 0.0;
-  std::vector<torch::Tensor> squares;
-  squares.reserve(grads.size());
-  for (const auto& g : grads) squares.push_back(g.to(torch::kFloat32).pow(2).sum());
-  return torch::stack(squares).sum().sqrt().item<double>();
+  // One pass per tensor (a norm kernel), then the norm of the norms.
+  std::vector<torch::Tensor> norms;
+  norms.reserve(grads.size());
+  for (const auto& g : grads) norms.push_back(g.to(torch::kFloat32).norm());
+  return torch::stack(norms).norm().item<double>();
 }
 
 double clip_factor(double norm, double max_norm) {

@@ -28,7 +28,7 @@ void MasterWeights::accumulate() {
   for (size_t i = 0; i < model_parameters_.size(); ++i) {
     auto& grad = model_parameters_[i].mutable_grad();
     if (!grad.defined()) continue;
-    gradient_sums_[i].add_(grad.to(torch::kFloat32));
+    gradient_sums_[i].add_(grad);  // fp32 += bf16 in one pass, no fp32 copy of the gradient
     grad = torch::Tensor();
   }
 }

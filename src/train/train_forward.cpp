@@ -44,11 +44,12 @@ MicroBatchLoss TrainForward::operator()(const MicroBatch& batch, const model::Fo
     h = out[0];
     if (options.dual_stream) layer_align.push_back(out[1]);
   }
-  h = m.model->norm(h);
+  h = m.model->norm(h, options.fused_kernels);
 
   MicroBatchLoss loss;
   if (options.dual_stream) loss.align = torch::stack(layer_align).mean();
-  loss.ce_sum = linear_cross_entropy_sum(h, m.output_weight(), batch.targets, MicroBatch::kIgnoreTarget);
+  loss.ce_sum = linear_cross_entropy_sum(h, m.output_weight(), batch.targets, MicroBatch::kIgnoreTarget,
+                                         /*chunk_rows=*/0, options.fused_kernels);
   return loss;
 }
 

@@ -32,6 +32,7 @@ TrainStep::TrainStep(const config::Config& config, model::LlamaForCausalLM model
   base_options_.backend = attention::parse_backend(config.attention.backend);
   base_options_.query_chunk = config.attention.query_chunk;
   base_options_.document_mask = config.attention.document_mask;
+  base_options_.fused_kernels = config.train.fused_kernels;
   base_options_.align = attention::align_spec(config.ssa.align);
 }
 

@@ -73,6 +73,28 @@ TEST(BenchStep, CountsRecomputationUnderActivationCheckpointing) {
   expect_valid_results(report, {"ssa"});
 }
 
+// On the CPU both kernel sets run the same ATen ops; what is checked is that every (kernel set,
+// method) pair runs, in order, and is labelled in the table and the JSON.
+TEST(BenchStep, EachKernelSetRunsEveryMethod) {
+  TempDir dir;
+  const auto out = dir / "bench.json";
+  auto r = run_ssa("bench step " + kTinyCpu + " --seq-len 32 --warmup 0 --steps 1 --method full,ssa " +
+                   "--kernels fused,eager --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* row : {"| full |", "| ssa |", "| full (eager) |", "| ssa (eager) |"}) {
+    EXPECT_NE(r.output.find(row), std::string::npos) << row << "\n" << r.output;
+  }
+  const auto report = nlohmann::json::parse(io::read_file(out));
+  expect_valid_results(report, {"full", "ssa", "full", "ssa"});
+  const std::vector<std::string> kernels{"fused", "fused", "eager", "eager"};
+  for (size_t i = 0; i < kernels.size(); ++i) EXPECT_EQ(report["results"][i]["kernels"], kernels[i]) << i;
+
+  r = run_ssa("bench step " + kTinyCpu + " --seq-len 32 --kernels fused,triton");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("triton"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
 TEST(BenchStep, BadInputIsAOneLineUsageError) {
   TempDir dir;
   const auto out = dir / "bench.json";

@@ -3,11 +3,19 @@
 
 #include <gtest/gtest.h>
 
+#include <cuda_bf16.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <iostream>
+#include <limits>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include "block_select.h"
 #include "ssa/attention/attention_spec.h"
 #include "ssa/compat/torch_compat.h"
 
@@ -65,6 +73,64 @@ inline double max_abs_error(const torch::Tensor& got, const torch::Tensor& want)
 }
 
 inline bool all_finite(const torch::Tensor& t) { return torch::isfinite(t.to(torch::kFloat32)).all().item<bool>(); }
+
+// Written into outputs before a kernel runs: every entry must be overwritten.
+constexpr int32_t kPoison = std::numeric_limits<int32_t>::min();
+
+inline const __nv_bfloat16* bf16(const torch::Tensor& t) {
+  return reinterpret_cast<const __nv_bfloat16*>(t.data_ptr<at::BFloat16>());
+}
+inline __nv_bfloat16* bf16_out(torch::Tensor& t) {
+  return reinterpret_cast<__nv_bfloat16*>(t.data_ptr<at::BFloat16>());
+}
+
+inline kernels::BlockSelectShape block_select_shape(const KernelCase& c) {
+  kernels::BlockSelectShape shape;
+  shape.batch = c.batch;
+  shape.length = c.length;
+  shape.q_heads = c.q_heads;
+  shape.kv_heads = c.kv_heads;
+  shape.head_dim = c.head_dim;
+  shape.block_size = c.block_size;
+  shape.slots = std::min(c.topk, (c.length + c.block_size - 1) / c.block_size);
+  shape.group = c.group;
+  return shape;
+}
+
+// A valid selection that is not the routing's: the current block, then distinct random past
+// blocks in random order, then -1, as int32 on the GPU. The kernels must follow (and mask)
+// whatever they are given.
+inline torch::Tensor random_selection(const KernelCase& c, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int64_t h_sel = c.group ? c.kv_heads : c.q_heads;
+  const int64_t K = std::min(c.topk, (c.length + c.block_size - 1) / c.block_size);
+  auto sel = torch::full({c.batch, c.length, h_sel, K}, -1, torch::kInt32);
+  auto a = sel.accessor<int32_t, 4>();
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t t = 0; t < c.length; ++t)
+      for (int64_t h = 0; h < h_sel; ++h) {
+        const int64_t cur = t / c.block_size;
+        std::vector<int32_t> past(static_cast<size_t>(cur));
+        std::iota(past.begin(), past.end(), 0);
+        std::shuffle(past.begin(), past.end(), rng);
+        a[b][t][h][0] = static_cast<int32_t>(cur);
+        for (int64_t s = 1; s < K && s - 1 < cur; ++s) a[b][t][h][s] = past[s - 1];
+      }
+  return sel.to(torch::kCUDA);
+}
+
+// Relative (norm) error at most `rel_tol` and largest entry error at most `abs_tol_fraction` of the
+// reference's largest magnitude; the figures are printed and kept in the test's JSON.
+inline void expect_close(const std::string& what, const torch::Tensor& got, const torch::Tensor& want,
+                         double rel_tol, double abs_tol_fraction) {
+  const double rel = relative_error(got, want);
+  const double max_err = max_abs_error(got, want);
+  const double scale = want.abs().max().item<double>();
+  EXPECT_LE(rel, rel_tol) << what << ": relative error";
+  EXPECT_LE(max_err, abs_tol_fraction * std::max(scale, 1e-6)) << what << ": max abs error (max |ref| " << scale << ")";
+  ::testing::Test::RecordProperty(what + "_relative_error", std::to_string(rel));
+  std::cout << "    " << what << ": relative " << rel << ", max abs " << max_err << " (max |ref| " << scale << ")\n";
+}
 
 #define SSA_REQUIRE_CUDA()                                     \
   do {                                                         \

@@ -13,8 +13,6 @@
 namespace ssa::test {
 namespace {
 
-constexpr int32_t kPoison = std::numeric_limits<int32_t>::min();
-
 struct SelectionStats {
   int64_t rows = 0;
   int64_t exact = 0;
@@ -88,24 +86,14 @@ TEST_P(BlockSelectTest, MatchesFloat64TopK) {
   const Inputs in = random_inputs(c, seed);
   const auto spec = c.spec();
 
-  kernels::BlockSelectShape shape;
-  shape.batch = c.batch;
-  shape.length = c.length;
-  shape.q_heads = c.q_heads;
-  shape.kv_heads = c.kv_heads;
-  shape.head_dim = c.head_dim;
-  shape.block_size = c.block_size;
-  shape.slots = std::min(c.topk, (c.length + c.block_size - 1) / c.block_size);
-  shape.group = c.group;
+  const kernels::BlockSelectShape shape = block_select_shape(c);
   const int64_t h_sel = c.group ? c.kv_heads : c.q_heads;
   // Poisoned output: every entry must be overwritten.
   auto selection = torch::full({c.batch, c.length, h_sel, shape.slots}, kPoison,
                                torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA));
   auto workspace = torch::empty({static_cast<int64_t>(kernels::block_select_workspace_bytes(shape))},
                                 torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA));
-  kernels::block_select(reinterpret_cast<const __nv_bfloat16*>(in.q.data_ptr<at::BFloat16>()),
-                        reinterpret_cast<const __nv_bfloat16*>(in.k.data_ptr<at::BFloat16>()),
-                        selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
+  kernels::block_select(bf16(in.q), bf16(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
                         at::cuda::getCurrentCUDAStream().stream());
   torch::cuda::synchronize();
   EXPECT_EQ(selection.eq(kPoison).sum().item<int64_t>(), 0) << "entries left unwritten";

@@ -20,13 +20,6 @@
 namespace ssa::test {
 namespace {
 
-constexpr int32_t kPoison = std::numeric_limits<int32_t>::min();
-
-const __nv_bfloat16* bf16(const torch::Tensor& t) {
-  return reinterpret_cast<const __nv_bfloat16*>(t.data_ptr<at::BFloat16>());
-}
-__nv_bfloat16* bf16_out(torch::Tensor& t) { return reinterpret_cast<__nv_bfloat16*>(t.data_ptr<at::BFloat16>()); }
-
 // Documents of random lengths (boundaries inside blocks, on block edges, one-token documents),
 // as int32 [B, T] starts on the CPU.
 torch::Tensor random_document_starts(const KernelCase& c, uint64_t seed) {
@@ -45,37 +38,6 @@ torch::Tensor random_document_starts(const KernelCase& c, uint64_t seed) {
     }
   }
   return attention::document_starts(positions);
-}
-
-// A selection that ignores the documents: the current block, then distinct random past blocks
-// (also wholly before the document), then -1. The kernels must mask whatever they are given.
-torch::Tensor random_selection(const KernelCase& c, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  const int64_t h_sel = c.group ? c.kv_heads : c.q_heads;
-  const int64_t K = std::min(c.topk, (c.length + c.block_size - 1) / c.block_size);
-  auto sel = torch::full({c.batch, c.length, h_sel, K}, -1, torch::kInt32);
-  auto a = sel.accessor<int32_t, 4>();
-  for (int64_t b = 0; b < c.batch; ++b)
-    for (int64_t t = 0; t < c.length; ++t)
-      for (int64_t h = 0; h < h_sel; ++h) {
-        const int64_t cur = t / c.block_size;
-        std::vector<int32_t> past(static_cast<size_t>(cur));
-        std::iota(past.begin(), past.end(), 0);
-        std::shuffle(past.begin(), past.end(), rng);
-        a[b][t][h][0] = static_cast<int32_t>(cur);
-        for (int64_t s = 1; s < K && s - 1 < cur; ++s) a[b][t][h][s] = past[s - 1];
-      }
-  return sel.to(torch::kCUDA);
-}
-
-void expect_close(const std::string& what, const torch::Tensor& got, const torch::Tensor& want, double rel_tol,
-                  double abs_tol_fraction) {
-  const double rel = relative_error(got, want);
-  const double max_err = max_abs_error(got, want);
-  const double scale = want.abs().max().item<double>();
-  EXPECT_LE(rel, rel_tol) << what << ": relative error";
-  EXPECT_LE(max_err, abs_tol_fraction * std::max(scale, 1e-6)) << what << ": max abs error (max |ref| " << scale << ")";
-  std::cout << "    " << what << ": relative " << rel << ", max abs " << max_err << " (max |ref| " << scale << ")\n";
 }
 
 struct Reference {
@@ -109,15 +71,7 @@ TEST_P(DocumentMaskKernelTest, SelectionStaysInsideDocuments) {
   const auto starts = random_document_starts(c, seed);
   const auto starts_cuda = starts.to(torch::kCUDA);
 
-  kernels::BlockSelectShape shape;
-  shape.batch = c.batch;
-  shape.length = c.length;
-  shape.q_heads = c.q_heads;
-  shape.kv_heads = c.kv_heads;
-  shape.head_dim = c.head_dim;
-  shape.block_size = c.block_size;
-  shape.slots = std::min(c.topk, (c.length + c.block_size - 1) / c.block_size);
-  shape.group = c.group;
+  const kernels::BlockSelectShape shape = block_select_shape(c);
   const int64_t h_sel = c.group ? c.kv_heads : c.q_heads;
   auto selection = torch::full({c.batch, c.length, h_sel, shape.slots}, kPoison,
                                torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA));

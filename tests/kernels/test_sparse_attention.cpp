@@ -16,11 +16,6 @@
 namespace ssa::test {
 namespace {
 
-const __nv_bfloat16* bf16(const torch::Tensor& t) {
-  return reinterpret_cast<const __nv_bfloat16*>(t.data_ptr<at::BFloat16>());
-}
-__nv_bfloat16* bf16_out(torch::Tensor& t) { return reinterpret_cast<__nv_bfloat16*>(t.data_ptr<at::BFloat16>()); }
-
 kernels::SparseAttentionShape shape_of(const KernelCase& c, const torch::Tensor& selection) {
   kernels::SparseAttentionShape s;
   s.batch = c.batch;
@@ -63,27 +58,6 @@ KernelResults run_kernels(const KernelCase& c, const Inputs& in, const torch::Te
                                      bf16_out(r.dk), bf16_out(r.dv), workspace.data_ptr(), shape, stream);
   torch::cuda::synchronize();
   return r;
-}
-
-// A valid selection that is not the routing's: the current block, then distinct random past
-// blocks in random order, then -1. The kernels must follow whatever they are given.
-torch::Tensor random_selection(const KernelCase& c, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  const int64_t h_sel = c.group ? c.kv_heads : c.q_heads;
-  const int64_t K = std::min(c.topk, (c.length + c.block_size - 1) / c.block_size);
-  auto sel = torch::full({c.batch, c.length, h_sel, K}, -1, torch::kInt32);
-  auto a = sel.accessor<int32_t, 4>();
-  for (int64_t b = 0; b < c.batch; ++b)
-    for (int64_t t = 0; t < c.length; ++t)
-      for (int64_t h = 0; h < h_sel; ++h) {
-        const int64_t cur = t / c.block_size;
-        std::vector<int32_t> past(static_cast<size_t>(cur));
-        std::iota(past.begin(), past.end(), 0);
-        std::shuffle(past.begin(), past.end(), rng);
-        a[b][t][h][0] = static_cast<int32_t>(cur);
-        for (int64_t s = 1; s < K && s - 1 < cur; ++s) a[b][t][h][s] = past[s - 1];
-      }
-  return sel.to(torch::kCUDA);
 }
 
 struct Expected {
@@ -132,17 +106,6 @@ Expected full_reference(const SparseReference& ref, const torch::Tensor& grad_ou
     }
   });
   return e;
-}
-
-void expect_close(const std::string& what, const torch::Tensor& got, const torch::Tensor& want, double rel_tol,
-                  double abs_tol_fraction) {
-  const double rel = relative_error(got, want);
-  const double max_err = max_abs_error(got, want);
-  const double scale = want.abs().max().item<double>();
-  EXPECT_LE(rel, rel_tol) << what << ": relative error";
-  EXPECT_LE(max_err, abs_tol_fraction * std::max(scale, 1e-6)) << what << ": max abs error (max |ref| " << scale << ")";
-  ::testing::Test::RecordProperty(what + "_relative_error", std::to_string(rel));
-  std::cout << "    " << what << ": relative " << rel << ", max abs " << max_err << " (max |ref| " << scale << ")\n";
 }
 
 void check_full(const Expected& e, const KernelResults& r) {

@@ -115,7 +115,7 @@ TEST(LinearCrossEntropy, ShapesThatDoNotFitAreRefused) {
   auto in = random_inputs(2);
   EXPECT_THROW(linear_cross_entropy_sum(in.hidden, in.weight.narrow(1, 0, 8), in.targets, kIgnore), std::invalid_argument);
   EXPECT_THROW(linear_cross_entropy_sum(in.hidden, in.weight, in.targets.narrow(1, 0, 4), kIgnore), std::invalid_argument);
-  EXPECT_THROW(linear_cross_entropy_sum(in.hidden, in.weight, in.targets, kIgnore, 0), std::invalid_argument);
+  EXPECT_THROW(linear_cross_entropy_sum(in.hidden, in.weight, in.targets, kIgnore, -1), std::invalid_argument);
 }
 
 }  // namespace

@@ -103,6 +103,7 @@ struct TrainConfig {
   std::string activation_checkpointing = "none";  // none | full | selective
   int64_t activation_checkpointing_every = 2;      // selective: every N-th layer
   std::string init_from;               // model folder whose weights start a fresh run ("" = random init)
+  bool fused_kernels = true;           // RMSNorm, RoPE, SwiGLU through the CUDA kernels where they apply
 
   // Sequences per optimizer step after global_batch_tokens is applied.
   int64_t sequences_per_step() const {
@@ -118,6 +119,7 @@ struct OptimConfig {
   double weight_decay = 0.1;
   bool embedding_weight_decay = true;
   double grad_clip = 1.0;  // max global gradient norm; 0 = no clipping
+  bool fused = true;       // LibTorch's multi-tensor fused AdamW kernel where it applies (CUDA)
 };
 
 struct ScheduleConfig {

@@ -31,6 +31,9 @@ namespace ssa::eval {
 
 struct StepBenchmarkOptions {
   std::vector<std::string> methods{"full", "sparse", "ssa"};
+  // Kernel sets, each measured for every method: `fused` (train.fused_kernels and optim.fused as
+  // configured) and `eager` (both off: ATen ops for RMSNorm, RoPE, SwiGLU and the loss, AdamW per tensor).
+  std::vector<std::string> kernels{"fused"};
   int64_t seq_len = 0;           // 0: train.seq_len of the configuration
   int64_t micro_batch_size = 0;  // 0: train.micro_batch_size of the configuration
   int64_t micro_batches = 1;     // per optimizer step (gradient accumulation)
@@ -40,8 +43,8 @@ struct StepBenchmarkOptions {
   std::string command;  // the command line, recorded in the JSON
 };
 
-// Throws UsageError for an empty list or a name other than full, sparse and ssa, and for
-// counts out of range.
+// Throws UsageError for an empty list or a name other than full, sparse and ssa (methods) or
+// fused and eager (kernels), and for counts out of range.
 void check_step_benchmark_options(const StepBenchmarkOptions& options);
 
 struct StepTimeSplit {
@@ -56,6 +59,7 @@ struct StepTimeSplit {
 
 struct MethodMeasurement {
   std::string method;
+  std::string kernels;  // fused | eager
   double step_seconds = 0;              // mean wall time of a timed step
   double forward_backward_seconds = 0;  // mean
   double tokens_per_second = 0;

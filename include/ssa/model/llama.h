@@ -29,6 +29,9 @@ struct ForwardOptions {
   torch::Tensor position_ids;    // int64 [B, T]; default 0..T-1 per row
   // Attend only inside documents, which start where position_ids restart (attention/document_mask.h).
   bool document_mask = false;
+  // RMSNorm, RoPE and SwiGLU through the CUDA kernels (kernels/) wherever they take the tensors
+  // (CUDA bf16); false: ATen ops everywhere, the eager reference (rms_norm.h, rope.h, swiglu.h).
+  bool fused_kernels = true;
   // Called by every layer with its post-RoPE q [B, T, Hq, D], k and v [B, T, Hkv, D] (statistics).
   std::function<void(int64_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v)>
       on_attention_inputs;
@@ -52,7 +55,7 @@ struct LayerContext {
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x, bool fused = true);
   torch::Tensor weight;
 
  private:
@@ -76,7 +79,7 @@ TORCH_MODULE(LlamaAttention);
 class LlamaMLPImpl : public torch::nn::Module {
  public:
   explicit LlamaMLPImpl(const config::ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x, bool fused = true);
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(LlamaMLP);

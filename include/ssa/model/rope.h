@@ -22,8 +22,19 @@ struct RopeTables {
 };
 RopeTables rope_tables(const RopeParameters& parameters, const torch::Tensor& position_ids);
 
-// x [B, T, H, D] rotated by tables [B, T, D] (computed in x's dtype after casting the tables,
-// as HF does).
-torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables);
+// x [B, T, H, D] rotated by tables [B, T, D]. With `fused`, CUDA bf16 x goes through
+// kernels/rope.cu (float32 tables and arithmetic, one rounding); everything else through
+// apply_rope_reference.
+torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables, bool fused = true);
+
+// ATen ops, as HF: computed in x's dtype after casting the tables. The ground truth of the kernel tests.
+torch::Tensor apply_rope_reference(const torch::Tensor& x, const RopeTables& tables);
+
+#if SSA_HAVE_CUDA_KERNELS
+// CUDA bf16 x [B, T, H, D] with D a multiple of 8, float32 tables [B, T, D] on its device.
+bool apply_rope_cuda_supports(const torch::Tensor& x, const RopeTables& tables);
+// The kernel, differentiable in x (the tables take no gradient).
+torch::Tensor apply_rope_cuda(const torch::Tensor& x, const RopeTables& tables);
+#endif
 
 }  // namespace ssa::model

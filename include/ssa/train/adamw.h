@@ -5,6 +5,9 @@
 // The update matches torch.optim.AdamW (amsgrad off):
 //   p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// On CUDA with LibTorch 2.x and `fused`, the update is LibTorch's multi-tensor `_fused_adamw_`
+// kernel (one launch per group of tensors, one pass over p, g, m and v; the arithmetic above in
+// float32); elsewhere, one update per tensor from ATen ops.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +26,7 @@ struct AdamWOptions {
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.0;
+  bool fused = true;
 };
 
 AdamWOptions adamw_options(const config::OptimConfig& optim);
@@ -43,6 +47,9 @@ class AdamW {
   // Updates applied so far (t of the bias corrections).
   int64_t steps() const { return steps_; }
 
+  // Whether step() runs the fused kernel (options.fused, CUDA parameters, LibTorch 2.x).
+  bool fused() const { return fused_; }
+
   // "exp_avg.<name>" and "exp_avg_sq.<name>" for every parameter (CPU copies, never aliases).
   model::NamedTensors state_tensors() const;
 
@@ -56,6 +63,12 @@ class AdamW {
   AdamWOptions options_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
   int64_t steps_ = 0;
+  bool fused_ = false;
+  // The fused kernel reads t from one float32 tensor per parameter: views of this one.
+  torch::Tensor step_counts_;
+
+  void fused_step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale);
+  void unfused_step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale);
 };
 
 }  // namespace ssa::train
