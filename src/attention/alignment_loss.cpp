@@ -24,7 +24,22 @@ AlignSpec align_spec(const config::SsaAlignConfig& config) {
   return spec;
 }
 
-torch::Tensor alignment_loss(const torch::Tensor& o_full, const torch::Tensor& o_sparse, const AlignSpec& spec) {
+torch::Tensor alignment_loss(const torch::Tensor& o_full, const torch::Tensor& o_sparse, const AlignSpec& spec,
+                             bool fused) {
+  if (!o_full.sizes().equals(o_sparse.sizes())) {
+    throw UsageError("alignment loss: the full and sparse outputs differ in shape");
+  }
+#if SSA_HAVE_CUDA_KERNELS
+  const bool any_direction = spec.sparsity_weight != 0 || spec.commitment_weight != 0;
+  if (fused && any_direction && alignment_loss_cuda_supports(o_full, o_sparse)) {
+    return alignment_loss_cuda(o_full, o_sparse, spec);
+  }
+#endif
+  return alignment_loss_reference(o_full, o_sparse, spec);
+}
+
+torch::Tensor alignment_loss_reference(const torch::Tensor& o_full, const torch::Tensor& o_sparse,
+                                       const AlignSpec& spec) {
   if (!o_full.sizes().equals(o_sparse.sizes())) {
     throw UsageError("alignment loss: the full and sparse outputs differ in shape");
   }

@@ -103,12 +103,15 @@ ProcessGroup::ProcessGroup(const LaunchEnvironment& env, const config::DistConfi
     impl_->store = env.agent_store ? c10::intrusive_ptr<c10d::Store>(c10::make_intrusive<c10d::PrefixStore>(
                                          fmt::format("/worker/attempt_{}", env.restart_count), tcp))
                                    : c10::intrusive_ptr<c10d::Store>(tcp);
+    // The backends' own timeouts are twice our watchdog's limit, so that a hung peer is reported
+    // by the watchdog, with its one-line error naming the wait and dist.timeout_s: with equal
+    // limits Gloo's timeout can fire first on a loaded machine ("Application timeout caused pair
+    // closure"), and NCCL's timeout path dumps debug state and can stall the exit. A peer that dies
+    // still fails Gloo's collectives at once (its sockets close).
 #if SSA_HAS_GLOO
-    if (backend_name_ == "gloo") impl_->backend = make_gloo_backend(impl_->store, rank_, size_, timeout);
+    if (backend_name_ == "gloo") impl_->backend = make_gloo_backend(impl_->store, rank_, size_, 2 * timeout);
 #endif
 #ifdef SSA_HAVE_CUDA_KERNELS
-    // Twice our watchdog's limit: the watchdog then reports a lost peer first, with its one-line
-    // error and exit code 5; NCCL's own timeout path dumps debug state and can stall the exit.
     if (backend_name_ == "nccl") impl_->backend = make_nccl_backend(impl_->store, rank_, size_, 2 * timeout);
 #endif
   });

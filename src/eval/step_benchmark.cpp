@@ -94,7 +94,7 @@ ForwardBackward time_attention(const Setup& s, const std::string& method) {
     outputs = {method == "sparse" ? o_sparse : o_full};
     grads = {grad_output};
     if (method == "ssa") {
-      outputs.push_back(attention::alignment_loss(o_full, o_sparse, align));
+      outputs.push_back(attention::alignment_loss(o_full, o_sparse, align, s.config.train.fused_kernels));
       grads.push_back(torch::ones_like(outputs.back()));
     }
   };

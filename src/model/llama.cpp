@@ -59,7 +59,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, LayerContext& 
     o_sparse =
         gated(attention::sparse_attention(q, k, v, opt.sparse, opt.backend, opt.query_chunk, selection, starts));
   }
-  if (opt.dual_stream) ctx.result.layer_align[layer] = attention::alignment_loss(o_full, o_sparse, opt.align);
+  if (opt.dual_stream) ctx.result.layer_align[layer] = attention::alignment_loss(o_full, o_sparse, opt.align, opt.fused_kernels);
 
   const auto& main = mode == attention::Mode::kFull ? o_full : o_sparse;
   return o_proj(main.reshape({B, T, num_heads_ * head_dim_}));

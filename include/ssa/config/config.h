@@ -103,7 +103,7 @@ struct TrainConfig {
   std::string activation_checkpointing = "none";  // none | full | selective
   int64_t activation_checkpointing_every = 2;      // selective: every N-th layer
   std::string init_from;               // model folder whose weights start a fresh run ("" = random init)
-  bool fused_kernels = true;           // RMSNorm, RoPE, SwiGLU through the CUDA kernels where they apply
+  bool fused_kernels = true;           // this project's CUDA kernels for the memory-bound ops where they apply
 
   // Sequences per optimizer step after global_batch_tokens is applied.
   int64_t sequences_per_step() const {

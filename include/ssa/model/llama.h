@@ -29,8 +29,9 @@ struct ForwardOptions {
   torch::Tensor position_ids;    // int64 [B, T]; default 0..T-1 per row
   // Attend only inside documents, which start where position_ids restart (attention/document_mask.h).
   bool document_mask = false;
-  // RMSNorm, RoPE and SwiGLU through the CUDA kernels (kernels/) wherever they take the tensors
-  // (CUDA bf16); false: ATen ops everywhere, the eager reference (rms_norm.h, rope.h, swiglu.h).
+  // RMSNorm, RoPE, SwiGLU and the alignment loss through the CUDA kernels (kernels/) wherever they
+  // take the tensors (CUDA bf16); false: ATen ops everywhere, the eager reference (rms_norm.h,
+  // rope.h, swiglu.h, attention/alignment_loss.h).
   bool fused_kernels = true;
   // Called by every layer with its post-RoPE q [B, T, Hq, D], k and v [B, T, Hkv, D] (statistics).
   std::function<void(int64_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v)>
