@@ -116,9 +116,8 @@ double DataParallel::gradient_norm(const std::vector<torch::Tensor>& gradients) 
   }
   double squares = 0;
   if (!gradients.empty()) {
-    std::vector<torch::Tensor> parts;
-    for (const auto& g : gradients) parts.push_back(g.norm());
-    group_.guarded("gradient norm", [&] { squares = torch::stack(parts).pow(2).sum().item<double>(); });
+    const auto norms = train::gradient_norms(gradients);
+    group_.guarded("gradient norm", [&] { squares = norms.pow(2).sum().item<double>(); });
   }
   communicate("gradient norm", [&] { squares = group_.sum({squares}, "gradient norm")[0]; });
   return std::sqrt(squares);

@@ -4,11 +4,14 @@ namespace ssa::train {
 
 double global_grad_norm(const std::vector<torch::Tensor>& grads) {
   if (grads.empty()) return 0.0;
-  // One pass per tensor (a norm kernel), then the norm of the norms.
+  return gradient_norms(grads).norm().item<double>();
+}
+
+torch::Tensor gradient_norms(const std::vector<torch::Tensor>& grads) {
   std::vector<torch::Tensor> norms;
   norms.reserve(grads.size());
   for (const auto& g : grads) norms.push_back(g.to(torch::kFloat32).norm());
-  return torch::stack(norms).norm().item<double>();
+  return torch::stack(norms);
 }
 
 double clip_factor(double norm, double max_norm) {

@@ -11,6 +11,10 @@ namespace ssa::train {
 // gradient is non-finite.
 double global_grad_norm(const std::vector<torch::Tensor>& grads);
 
+// The L2 norm of each gradient (one pass per tensor, in fp32), stacked on the gradients' device;
+// global_grad_norm is their norm. Shards of a gradient combine by summing their squares.
+torch::Tensor gradient_norms(const std::vector<torch::Tensor>& grads);
+
 // The factor every gradient is multiplied by so that the global norm is at most `max_norm`:
 // max_norm / norm when norm exceeds it, else 1. max_norm 0 disables clipping.
 double clip_factor(double norm, double max_norm);
