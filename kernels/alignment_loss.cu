@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "cuda_check.h"
+#include "device_query.h"
 #include "vector_bf16.cuh"
 
 namespace ssa::kernels {
@@ -98,9 +99,7 @@ void check_shape(const AlignmentLossShape& shape) {
 }
 
 int grid_for(int64_t count) {
-  int device = 0, sms = 0;
-  SSA_CUDA_CHECK(cudaGetDevice(&device));
-  SSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = multiprocessor_count();
   const int64_t vectors = std::max<int64_t>(1, count / kBf16PerVector);
   return static_cast<int>(std::min<int64_t>((vectors + kThreads - 1) / kThreads, static_cast<int64_t>(sms) * kCtasPerSm));
 }

@@ -30,6 +30,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cuda_check.h"
 #include "tensor_core.cuh"
@@ -145,11 +146,18 @@ __device__ __forceinline__ void insert_candidates(float (&values)[E], int (&ids)
   }
 }
 
+// Latency bound (fixed-latency dependencies: MMA, exp2, shuffles, votes): as many warps per SM
+// as registers allow. With head_dim 64 and short lists five CTAs fit (a few bytes spill); longer
+// lists and head_dim 128 (whose tiles fill shared memory at three CTAs) keep three.
+template <int D, int E>
+constexpr int select_min_ctas() {
+  return D == 64 && E <= 4 ? 5 : 3;
+}
+
 template <int D, bool kGroup, int E>
-__global__ void __launch_bounds__(kThreads, 3) block_select_kernel(const __nv_bfloat16* __restrict__ q,
-                                                                const __nv_bfloat16* __restrict__ kbar_hi,
-                                                                const __nv_bfloat16* __restrict__ kbar_lo,
-                                                                int32_t* __restrict__ selection, SelectParams p) {
+__global__ void __launch_bounds__(kThreads, select_min_ctas<D, E>())
+    block_select_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kbar_hi,
+                        const __nv_bfloat16* __restrict__ kbar_lo, int32_t* __restrict__ selection, SelectParams p) {
   constexpr int KS = D / 16;      // k-steps of the score MMA
   constexpr int STRIDE = D + 8;   // padded smem row (bf16): ldmatrix rows hit distinct banks
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -234,20 +242,31 @@ __global__ void __launch_bounds__(kThreads, 3) block_select_kernel(const __nv_bf
         cp_async_16(kb + ((stage * 2 + which) * kTileBlocks + row) * STRIDE + chunk * 8, src, ok);
       }
     };
+    // A tile is `plain` for the warp when every column is a candidate of every real row: no
+    // per-element masks then (padding rows are silenced through their log-sum-exp instead).
+    const int warp_first = __reduce_max_sync(kFullMask, max(first0, first1));
 
-    // Row statistics of pass 0 (log2 domain, unscaled scores): running max, partial sums.
+    // Pass 0 statistics (log2 domain, unscaled scores), per lane over its own columns: running
+    // max and sum; the 4 lanes of a row are merged once, after the pass.
     float mx0 = -INFINITY, mx1 = -INFINITY, sum0 = 0.f, sum1 = 0.f;
     float lse0 = 0.f, lse1 = 0.f;
     const float scale = p.scale_log2;
+    const int ld_row = (lane % 8) + (lane / 16) * 8, ld_col = ((lane / 8) % 2) * 8;
 
     for (int pass = kGroup ? 0 : 1; pass < 2; ++pass) {
       if (pass == 1 && kGroup) {
-        sum0 += __shfl_xor_sync(kFullMask, sum0, 1);
-        sum0 += __shfl_xor_sync(kFullMask, sum0, 2);
-        sum1 += __shfl_xor_sync(kFullMask, sum1, 1);
-        sum1 += __shfl_xor_sync(kFullMask, sum1, 2);
-        lse0 = sum0 > 0.f ? mx0 * scale + __log2f(sum0) : INFINITY;  // +inf: no past blocks, p = 0
-        lse1 = sum1 > 0.f ? mx1 * scale + __log2f(sum1) : INFINITY;
+        auto merge = [&](float mx, float sum) {
+          float top = fmaxf(mx, __shfl_xor_sync(kFullMask, mx, 1));
+          top = fmaxf(top, __shfl_xor_sync(kFullMask, top, 2));
+          float scaled = top > -INFINITY ? sum * fast_exp2((mx - top) * scale) : 0.f;
+          scaled += __shfl_xor_sync(kFullMask, scaled, 1);
+          scaled += __shfl_xor_sync(kFullMask, scaled, 2);
+          return scaled > 0.f ? top * scale + __log2f(scaled) : INFINITY;  // +inf: no past blocks, p = 0
+        };
+        lse0 = merge(mx0, sum0);
+        lse1 = merge(mx1, sum1);
+        if (!row0_ok) lse0 = INFINITY;
+        if (!row1_ok) lse1 = INFINITY;
       }
       load_tile(0, 0);
       cp_async_commit();
@@ -257,115 +276,121 @@ __global__ void __launch_bounds__(kThreads, 3) block_select_kernel(const __nv_bf
         cp_async_wait<1>();
         __syncthreads();
 
-        float s[8][4];
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
         const __nv_bfloat16* tile_hi = kb + ((jt & 1) * 2 + 0) * kTileBlocks * STRIDE;
         const __nv_bfloat16* tile_lo = kb + ((jt & 1) * 2 + 1) * kTileBlocks * STRIDE;
-        const int ld_row = (lane % 8) + (lane / 16) * 8, ld_col = ((lane / 8) % 2) * 8;
-#pragma unroll
-        for (int ks = 0; ks < KS; ++ks) {
-#pragma unroll
-          for (int np = 0; np < 4; ++np) {
-            uint32_t bh[4], bl[4];
-            ldmatrix_x4(bh, tile_hi + (np * 16 + ld_row) * STRIDE + ks * 16 + ld_col);
-            ldmatrix_x4(bl, tile_lo + (np * 16 + ld_row) * STRIDE + ks * 16 + ld_col);
-            mma_bf16(s[2 * np], qa[ks], bh[0], bh[1]);
-            mma_bf16(s[2 * np + 1], qa[ks], bh[2], bh[3]);
-            mma_bf16(s[2 * np], qa[ks], bl[0], bl[1]);
-            mma_bf16(s[2 * np + 1], qa[ks], bl[2], bl[3]);
-          }
-        }
-        const int j_base = jt * kTileBlocks + 2 * c;
         // Column j is a candidate of a row when j < its limit: the row's current block, or
         // unbounded when the whole tile lies in the past of every row of the warp; -1 for padding.
         const bool whole = (jt + 1) * kTileBlocks <= warp_past;
+        const bool plain = whole && jt * kTileBlocks >= warp_first;
         const int lim0 = row0_ok ? (whole ? INT_MAX : past0) : -1;
         const int lim1 = row1_ok ? (whole ? INT_MAX : past1) : -1;
+        const int token_lim = t0 < p.T ? (whole ? INT_MAX : past0) : -1;
 
-        if (kGroup && pass == 0) {
-          float tmax0 = -INFINITY, tmax1 = -INFINITY;
+        // 16 columns at a time: scores, then their statistics or their candidates, so that only
+        // 8 accumulators are live.
+        auto process = [&](auto plain_tag) {
+          constexpr bool kPlain = decltype(plain_tag)::value;
 #pragma unroll
-          for (int nt = 0; nt < 8; ++nt) {
+          for (int np = 0; np < kTileBlocks / 16; ++np) {
+            float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const int j = j_base + nt * 8 + (e & 1);
-              const bool upper = e >= 2;
-              s[nt][e] = j < (upper ? lim1 : lim0) && j >= (upper ? first1 : first0) ? s[nt][e] : -INFINITY;
-              if (upper) tmax1 = fmaxf(tmax1, s[nt][e]);
-              else tmax0 = fmaxf(tmax0, s[nt][e]);
+            for (int ks = 0; ks < KS; ++ks) {
+              uint32_t bh[4], bl[4];
+              ldmatrix_x4(bh, tile_hi + (np * 16 + ld_row) * STRIDE + ks * 16 + ld_col);
+              ldmatrix_x4(bl, tile_lo + (np * 16 + ld_row) * STRIDE + ks * 16 + ld_col);
+              mma_bf16(s[0], qa[ks], bh[0], bh[1]);
+              mma_bf16(s[1], qa[ks], bh[2], bh[3]);
+              mma_bf16(s[0], qa[ks], bl[0], bl[1]);
+              mma_bf16(s[1], qa[ks], bl[2], bl[3]);
             }
-          }
-          tmax0 = fmaxf(tmax0, __shfl_xor_sync(kFullMask, tmax0, 1));
-          tmax0 = fmaxf(tmax0, __shfl_xor_sync(kFullMask, tmax0, 2));
-          tmax1 = fmaxf(tmax1, __shfl_xor_sync(kFullMask, tmax1, 1));
-          tmax1 = fmaxf(tmax1, __shfl_xor_sync(kFullMask, tmax1, 2));
-          const float new0 = fmaxf(mx0, tmax0), new1 = fmaxf(mx1, tmax1);
-          if (new0 > -INFINITY) {
-            const float base = new0 * scale;
-            float acc = sum0 * fast_exp2((mx0 - new0) * scale);
+            const int j_base = jt * kTileBlocks + np * 16 + 2 * c;
+            auto candidate = [&](int j, bool upper) {
+              if (kPlain) return upper ? row1_ok : row0_ok;
+              return j < (upper ? lim1 : lim0) && j >= (upper ? first1 : first0);
+            };
+
+            if (kGroup && pass == 0) {
+              float tmax0 = -INFINITY, tmax1 = -INFINITY;
 #pragma unroll
-            for (int nt = 0; nt < 8; ++nt) {
-              acc += fast_exp2(fmaf(s[nt][0], scale, -base)) + fast_exp2(fmaf(s[nt][1], scale, -base));
-            }
-            sum0 = acc;
-            mx0 = new0;
-          }
-          if (new1 > -INFINITY) {
-            const float base = new1 * scale;
-            float acc = sum1 * fast_exp2((mx1 - new1) * scale);
+              for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-            for (int nt = 0; nt < 8; ++nt) {
-              acc += fast_exp2(fmaf(s[nt][2], scale, -base)) + fast_exp2(fmaf(s[nt][3], scale, -base));
-            }
-            sum1 = acc;
-            mx1 = new1;
-          }
-        } else {
-          const int token_lim = t0 < p.T ? (whole ? INT_MAX : past0) : -1;
-#pragma unroll
-          for (int nt = 0; nt < 8; ++nt) {
-            // Importance of (list, block) for this n-tile's two columns.
-            const int j0 = j_base + nt * 8;
-            float v[4];
-            bool ok[4];
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const int j = j0 + (e & 1);
-              ok[e] = j < (e >= 2 ? lim1 : lim0) && j >= (e >= 2 ? first1 : first0);
-              if (kGroup) {
-                v[e] = ok[e] ? fast_exp2(fmaf(s[nt][e], scale, -(e >= 2 ? lse1 : lse0))) : 0.f;
-              } else {
-                v[e] = s[nt][e];
+                for (int e = 0; e < 4; ++e) {
+                  const bool upper = e >= 2;
+                  if (!kPlain && !candidate(j_base + nt * 8 + (e & 1), upper)) s[nt][e] = -INFINITY;
+                  if (upper) tmax1 = fmaxf(tmax1, s[nt][e]);
+                  else tmax0 = fmaxf(tmax0, s[nt][e]);
+                }
               }
-            }
-            if (by_token) {
-              v[0] += v[2];
-              v[1] += v[3];
-              for (int offset = 4 * TQw; offset < 32; offset *= 2) {
-                v[0] += __shfl_xor_sync(kFullMask, v[0], offset);
-                v[1] += __shfl_xor_sync(kFullMask, v[1], offset);
+              // The running max moves rarely after the first tiles: rescale only then.
+              if (tmax0 > mx0) {
+                sum0 *= fast_exp2((mx0 - tmax0) * scale);
+                mx0 = tmax0;
               }
-              // Candidates of the token: lanes of replica nt % reps; the columns must be past
-              // blocks of the token (row 0's past; the sums cover the token's real heads only).
-              // limit: the token's current block (rows of padding heads share the token), first0:
-              // its document's first block (rows g and g + 8 hold the same token here).
-              const int limit = (nt & (reps - 1)) == my_replica ? token_lim : -1;
-              unsigned pending = 0;
-              if (j0 < limit && j0 >= first0 && v[0] > threshold[0]) pending |= 1u;
-              if (j0 + 1 < limit && j0 + 1 >= first0 && v[1] > threshold[0]) pending |= 2u;
-              insert_candidates<E>(lv[0], li[0], threshold[0], pending, v[0], v[1], j0, j0 + 1, grp, m, lane);
+              if (tmax1 > mx1) {
+                sum1 *= fast_exp2((mx1 - tmax1) * scale);
+                mx1 = tmax1;
+              }
+              const float base0 = mx0 * scale, base1 = mx1 * scale;
+#pragma unroll
+              for (int nt = 0; nt < 2; ++nt) {
+                // exp2(-inf) = 0 for masked columns; rows whose max is still -inf add nothing.
+                if (kPlain || mx0 > -INFINITY) {
+                  sum0 += fast_exp2(fmaf(s[nt][0], scale, -base0)) + fast_exp2(fmaf(s[nt][1], scale, -base0));
+                }
+                if (kPlain || mx1 > -INFINITY) {
+                  sum1 += fast_exp2(fmaf(s[nt][2], scale, -base1)) + fast_exp2(fmaf(s[nt][3], scale, -base1));
+                }
+              }
             } else {
-              unsigned pending0 = 0, pending1 = 0;
-              if (ok[0] && v[0] > threshold[0]) pending0 |= 1u;
-              if (ok[1] && v[1] > threshold[0]) pending0 |= 2u;
-              if (ok[2] && v[2] > threshold[1]) pending1 |= 1u;
-              if (ok[3] && v[3] > threshold[1]) pending1 |= 2u;
-              insert_candidates<E>(lv[0], li[0], threshold[0], pending0, v[0], v[1], j0, j0 + 1, grp, m, lane);
-              insert_candidates<E>(lv[1], li[1], threshold[1], pending1, v[2], v[3], j0, j0 + 1, grp, m, lane);
+#pragma unroll
+              for (int nt = 0; nt < 2; ++nt) {
+                // Importance of (list, block) for this n-tile's two columns.
+                const int j0 = j_base + nt * 8;
+                float v[4];
+                bool ok[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                  ok[e] = candidate(j0 + (e & 1), e >= 2);
+                  if (kGroup) {
+                    // Padding rows have lse +inf, hence p = 0, on plain tiles.
+                    const float p_value = fast_exp2(fmaf(s[nt][e], scale, -(e >= 2 ? lse1 : lse0)));
+                    v[e] = kPlain || ok[e] ? p_value : 0.f;
+                  } else {
+                    v[e] = s[nt][e];
+                  }
+                }
+                if (by_token) {
+                  v[0] += v[2];
+                  v[1] += v[3];
+                  for (int offset = 4 * TQw; offset < 32; offset *= 2) {
+                    v[0] += __shfl_xor_sync(kFullMask, v[0], offset);
+                    v[1] += __shfl_xor_sync(kFullMask, v[1], offset);
+                  }
+                  // Candidates of the token: lanes of replica (np * 2 + nt) % reps; the columns
+                  // must be past blocks of the token (row 0's past; the sums cover the token's
+                  // real heads only). limit: the token's current block (rows of padding heads
+                  // share the token), first0: its document's first block (rows g and g + 8 hold
+                  // the same token here).
+                  const int limit = ((np * 2 + nt) & (reps - 1)) == my_replica ? token_lim : -1;
+                  unsigned pending = 0;
+                  if (j0 < limit && (kPlain || j0 >= first0) && v[0] > threshold[0]) pending |= 1u;
+                  if (j0 + 1 < limit && (kPlain || j0 + 1 >= first0) && v[1] > threshold[0]) pending |= 2u;
+                  insert_candidates<E>(lv[0], li[0], threshold[0], pending, v[0], v[1], j0, j0 + 1, grp, m, lane);
+                } else {
+                  unsigned pending0 = 0, pending1 = 0;
+                  if (ok[0] && v[0] > threshold[0]) pending0 |= 1u;
+                  if (ok[1] && v[1] > threshold[0]) pending0 |= 2u;
+                  if (ok[2] && v[2] > threshold[1]) pending1 |= 1u;
+                  if (ok[3] && v[3] > threshold[1]) pending1 |= 2u;
+                  insert_candidates<E>(lv[0], li[0], threshold[0], pending0, v[0], v[1], j0, j0 + 1, grp, m, lane);
+                  insert_candidates<E>(lv[1], li[1], threshold[1], pending1, v[2], v[3], j0, j0 + 1, grp, m, lane);
+                }
+              }
             }
           }
-        }
+        };
+        if (plain) process(std::true_type{});
+        else process(std::false_type{});
         __syncthreads();
       }
       cp_async_wait<0>();
@@ -395,7 +420,7 @@ void launch_select(const __nv_bfloat16* q, const __nv_bfloat16* hi, const __nv_b
   const size_t smem = sizeof(__nv_bfloat16) * 2 * 2 * kTileBlocks * STRIDE;
   auto kernel = block_select_kernel<D, kGroup, E>;
   SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  // Registers allow three CTAs per SM; the default carveout fits fewer for head_dim 128.
+  // Registers allow three to five CTAs per SM (select_min_ctas); the default carveout fits fewer.
   SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                       cudaSharedmemCarveoutMaxShared));
   const int64_t TQ = kWarps * params.TQw;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cuda_check.h"
+#include "device_query.h"
 #include "vector_bf16.cuh"
 
 namespace ssa::kernels {
@@ -134,9 +135,7 @@ __global__ void sum_partial_rows_kernel(const float* __restrict__ partial, __nv_
 int threads_for(int vectors) { return std::min(kMaxThreads, (vectors + 31) / 32 * 32); }
 
 int backward_ctas(int64_t rows) {
-  int device = 0, sms = 0;
-  SSA_CUDA_CHECK(cudaGetDevice(&device));
-  SSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = multiprocessor_count();
   return static_cast<int>(std::min<int64_t>(rows, static_cast<int64_t>(sms) * kBackwardCtasPerSm));
 }
 

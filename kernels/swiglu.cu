@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cuda_check.h"
+#include "device_query.h"
 #include "vector_bf16.cuh"
 
 namespace ssa::kernels {
@@ -58,9 +59,7 @@ template <typename Op>
 void launch(const __nv_bfloat16* gate, const __nv_bfloat16* up, const __nv_bfloat16* dy, __nv_bfloat16* first,
             __nv_bfloat16* second, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
-  int device = 0, sms = 0;
-  SSA_CUDA_CHECK(cudaGetDevice(&device));
-  SSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = multiprocessor_count();
   const int64_t vectors = std::max<int64_t>(1, count / kBf16PerVector);
   // Enough CTAs to fill every SM several times over; the grid-stride loop takes the rest.
   const int64_t ctas = std::min<int64_t>((vectors + kThreads - 1) / kThreads, static_cast<int64_t>(sms) * 16);

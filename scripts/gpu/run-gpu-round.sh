@@ -14,17 +14,19 @@
 #                    benchstep = `ssa bench step` (full, sparse, ssa in one process, synthetic tokens)
 #                    for the runs named in SSA_BENCHSTEP_RUNS (default "llama-8k paper-8k paper-32k"):
 #                    llama-8k = stock Llama-3.2-1B at 8k without activation checkpointing, paper-8k =
-#                    the paper's 1B at 8k as configured (selective checkpointing), both with the fused
+#                    the paper's 1B at 8k as configured (no checkpointing), both with the fused
 #                    and the eager kernel sets; paper-32k = the paper's 1B at 32k with every layer
 #                    checkpointed, fused kernels; each run limited to SSA_BENCHSTEP_TIMEOUT seconds
-#                    (default 300)
+#                    (default 300); SSA_BENCHSTEP_KERNELS replaces the 8k runs' kernel sets
+#                    (default fused,eager)
 #                    queue = the one-GPU jobs of the files SSA_GPU_QUEUES (scripts/gpu/queues/),
 #                    spread over every GPU by scripts/gpu/gpu-queue.sh; resumable: repeat the round
 #                    until the queue is done (state in runs/gpu-queue, outputs in runs/gpu-results)
 #                    multigpu = the paper's 1B at 8k on every GPU (issue 11, docs/performance.md):
 #                    one GPU, then torchrun with ZeRO 0, 1 and 2 at the same global batch, a resume
 #                    on half the GPUs from the ZeRO 2 run's sharded checkpoint, and a killed rank
-#                    (SSA_MULTI_STEPS steps, default 24; needs SSA_CORPUS); SSA_MULTI_PARTS picks
+#                    (SSA_MULTI_STEPS steps, default 24, of SSA_MULTI_ROWS_PER_GPU 8k rows per GPU,
+#                    default 2; needs SSA_CORPUS); SSA_MULTI_PARTS picks
 #                    among "scaling resume killed" (default all; resume needs scaling's ZeRO 2 run)
 #   SSA_ROUND_SECONDS       time limit of the round: the queue stops taking and stops its jobs then
 #                           (SSA_DEADLINE), and multigpu runs only if SSA_MULTI_SECONDS (default 330) remain
@@ -184,11 +186,12 @@ if [[ $status -eq 0 && " $steps " == *" scale "* ]]; then
 fi
 
 if [[ $status -eq 0 && " $steps " == *" benchstep "* ]]; then
+  benchstep_kernels=${SSA_BENCHSTEP_KERNELS:-fused,eager}
   for label in ${SSA_BENCHSTEP_RUNS:-llama-8k paper-8k paper-32k}; do
     case $label in
       llama-8k) args=(-c configs/model/llama3.2-1b.yaml --seq-len 8192 train.activation_checkpointing=none
-                      --kernels fused,eager) ;;
-      paper-8k) args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len 8192 --kernels fused,eager) ;;
+                      --kernels "$benchstep_kernels") ;;
+      paper-8k) args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len 8192 --kernels "$benchstep_kernels") ;;
       # At 32k the 1B model fits one GPU only with every layer checkpointed.
       paper-32k) args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len 32768 train.activation_checkpointing=full) ;;
       *) log "benchstep: unknown run '$label'"; status=1; continue ;;
@@ -208,10 +211,12 @@ if [[ $status -eq 0 && " $steps " == *" multigpu "* && ! -e $root/runs/gpu-resul
   gpus=$(nvidia-smi -L | wc -l)
   multi_steps=${SSA_MULTI_STEPS:-24}
   half=$((multi_steps / 2))
-  # The same global batch (2 rows per GPU of the largest run) on every number of GPUs, p_full 1 so
-  # that every micro-batch takes the same mode whatever the split (an SSA step computes both streams).
+  # The same global batch (SSA_MULTI_ROWS_PER_GPU rows, default 2, per GPU of the largest run) on
+  # every number of GPUs, p_full 1 so that every micro-batch takes the same mode whatever the split
+  # (an SSA step computes both streams).
   common=(-c configs/paper/table1/ssa-rf256.yaml "data.path=$SSA_CORPUS" "train.steps=$multi_steps"
-          "train.global_batch_size=$((2 * gpus))" train.micro_batch_size=1 ssa.method=ssa ssa.p_full=1.0
+          "train.global_batch_size=$((${SSA_MULTI_ROWS_PER_GPU:-2} * gpus))" train.micro_batch_size=1
+          ssa.method=ssa ssa.p_full=1.0
           eval.every=0 log.every=1 log.tensorboard=false dist.timeout_s=120)
   multi_run() {  # label, command...
     train_run multi "$1" "$multi_steps" "${SSA_MULTI_TIMEOUT:-150}" "${@:2}"

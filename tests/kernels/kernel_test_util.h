@@ -17,6 +17,7 @@
 
 #include "block_select.h"
 #include "ssa/attention/attention_spec.h"
+#include "ssa/compat/kernel_arguments.h"
 #include "ssa/compat/torch_compat.h"
 
 namespace ssa::test {
@@ -76,13 +77,6 @@ inline bool all_finite(const torch::Tensor& t) { return torch::isfinite(t.to(tor
 
 // Written into outputs before a kernel runs: every entry must be overwritten.
 constexpr int32_t kPoison = std::numeric_limits<int32_t>::min();
-
-inline const __nv_bfloat16* bf16(const torch::Tensor& t) {
-  return reinterpret_cast<const __nv_bfloat16*>(t.data_ptr<at::BFloat16>());
-}
-inline __nv_bfloat16* bf16_out(torch::Tensor& t) {
-  return reinterpret_cast<__nv_bfloat16*>(t.data_ptr<at::BFloat16>());
-}
 
 inline kernels::BlockSelectShape block_select_shape(const KernelCase& c) {
   kernels::BlockSelectShape shape;

@@ -93,7 +93,7 @@ TEST_P(BlockSelectTest, MatchesFloat64TopK) {
                                torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA));
   auto workspace = torch::empty({static_cast<int64_t>(kernels::block_select_workspace_bytes(shape))},
                                 torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA));
-  kernels::block_select(bf16(in.q), bf16(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
+  kernels::block_select(compat::bf16_data(in.q), compat::bf16_data(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
                         at::cuda::getCurrentCUDAStream().stream());
   torch::cuda::synchronize();
   EXPECT_EQ(selection.eq(kPoison).sum().item<int64_t>(), 0) << "entries left unwritten";
@@ -134,6 +134,7 @@ INSTANTIATE_TEST_SUITE_P(
                       KernelCase{1, 1100, 16, 1, 64, 128, 8, true},    // group of 16, block 128
                       KernelCase{1, 900, 32, 2, 64, 16, 16, false},    // head selection, group of 16
                       KernelCase{3, 256, 6, 2, 64, 16, 1, true},       // group of 3, current block only
+                      KernelCase{2, 1800, 6, 2, 64, 16, 16, true},     // group of 3: a padding row per token
                       KernelCase{1, 2048, 8, 8, 64, 32, 64, false},    // every block selected
                       KernelCase{1, 1300, 12, 4, 128, 16, 33, false},  // 32 past slots
                       KernelCase{2, 3000, 8, 1, 64, 16, 40, true},     // 39 past slots

@@ -163,15 +163,15 @@ TEST_P(FusedRmsNormTest, RawKernelsWriteEveryOutputAndMatchTheBinding) {
 
   Result raw{poisoned_like(in.x), {poisoned_like(in.x), poisoned_like(in.weight)}};
   auto rstd = torch::full({rows}, kNaN, kCudaFloat);
-  kernels::rms_norm_forward(bf16(in.x), bf16(in.weight), bf16_out(raw.out), rstd.data_ptr<float>(), rows, dim,
+  kernels::rms_norm_forward(compat::bf16_data(in.x), compat::bf16_data(in.weight), compat::bf16_data(raw.out), rstd.data_ptr<float>(), rows, dim,
                             static_cast<float>(kEps), stream());
   // NaN in the workspace too: a CTA that left its partial row of dweight unwritten turns its
   // columns' sums into NaN.
   const auto workspace_floats =
       static_cast<int64_t>(kernels::rms_norm_backward_workspace_bytes(rows, dim) / sizeof(float));
   auto workspace = torch::full({std::max<int64_t>(1, workspace_floats)}, kNaN, kCudaFloat);
-  kernels::rms_norm_backward(bf16(in.x), bf16(in.weight), rstd.data_ptr<float>(), bf16(in.grad_y),
-                             bf16_out(raw.grads[0]), bf16_out(raw.grads[1]), workspace.data_ptr(), rows, dim,
+  kernels::rms_norm_backward(compat::bf16_data(in.x), compat::bf16_data(in.weight), rstd.data_ptr<float>(), compat::bf16_data(in.grad_y),
+                             compat::bf16_data(raw.grads[0]), compat::bf16_data(raw.grads[1]), workspace.data_ptr(), rows, dim,
                              stream());
   torch::cuda::synchronize();
   expect_all_written(raw, kRmsNormGrads);
@@ -292,9 +292,9 @@ TEST_P(FusedSwigluTest, RawKernelsWriteEveryOutputAndMatchTheBinding) {
   const int64_t count = in.gate.numel();
 
   Result raw{poisoned_like(in.gate), {poisoned_like(in.gate), poisoned_like(in.up)}};
-  kernels::swiglu_forward(bf16(in.gate), bf16(in.up), bf16_out(raw.out), count, stream());
-  kernels::swiglu_backward(bf16(in.gate), bf16(in.up), bf16(in.grad_y), bf16_out(raw.grads[0]),
-                           bf16_out(raw.grads[1]), count, stream());
+  kernels::swiglu_forward(compat::bf16_data(in.gate), compat::bf16_data(in.up), compat::bf16_data(raw.out), count, stream());
+  kernels::swiglu_backward(compat::bf16_data(in.gate), compat::bf16_data(in.up), compat::bf16_data(in.grad_y), compat::bf16_data(raw.grads[0]),
+                           compat::bf16_data(raw.grads[1]), count, stream());
   torch::cuda::synchronize();
   expect_all_written(raw, kSwigluGrads);
 
@@ -437,9 +437,9 @@ TEST_P(FusedRopeTest, RawKernelWritesEveryOutputAndMatchesTheBinding) {
   shape.head_dim = c.head_dim;
 
   Result raw{poisoned_like(in.x), {poisoned_like(in.x)}};
-  kernels::rope_apply(bf16(in.x), cos.data_ptr<float>(), sin.data_ptr<float>(), bf16_out(raw.out), shape,
+  kernels::rope_apply(compat::bf16_data(in.x), cos.data_ptr<float>(), sin.data_ptr<float>(), compat::bf16_data(raw.out), shape,
                       /*backward=*/false, stream());
-  kernels::rope_apply(bf16(in.grad_y), cos.data_ptr<float>(), sin.data_ptr<float>(), bf16_out(raw.grads[0]), shape,
+  kernels::rope_apply(compat::bf16_data(in.grad_y), cos.data_ptr<float>(), sin.data_ptr<float>(), compat::bf16_data(raw.grads[0]), shape,
                       /*backward=*/true, stream());
   torch::cuda::synchronize();
   expect_all_written(raw, kRopeGrads);
