@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 
 def perplexity_series(run):
@@ -37,9 +38,16 @@ def perplexity_series(run):
     return out
 
 
+def perplexity_scale(values):
+    """A log scale where perplexities span more than a factor of 2; within a narrower span its
+    ticks would read 4.236e1, so a linear one there."""
+    return "log" if max(values) > 2 * min(values) else "linear"
+
+
 def plot_perplexity(results, out_dir):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = False
+    values = []
     for name, res in results:
         metrics = {}
         full = {}
@@ -52,14 +60,20 @@ def plot_perplexity(results, out_dir):
         for metric, points in metrics.items():
             points.sort()
             line, = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{name}: {metric} (sparse)")
+            values += [p[1] for p in points]
             if metric in full:
                 ax.axhline(full[metric], linestyle="--", color=line.get_color(), label=f"{name}: {metric} (full)")
+                values.append(full[metric])
             drawn = True
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    if perplexity_scale(values) == "log":
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
     ax.set_xlabel("receptive field (tokens)")
     ax.set_ylabel("perplexity")
     ax.set_title("Perplexity under sparse inference")
@@ -143,8 +157,14 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     results = []
     for path in args.results:
-        with open(path, encoding="utf-8") as f:
-            results.append((os.path.splitext(os.path.basename(path))[0], json.load(f)))
+        try:
+            with open(path, encoding="utf-8") as f:
+                result = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"{path}: cannot read results: {e}")
+        if not isinstance(result, dict) or not isinstance(result.get("runs"), list):
+            raise SystemExit(f"{path}: not the results JSON of ssa eval (no 'runs' list)")
+        results.append((os.path.splitext(os.path.basename(path))[0], result))
     written = [plot_perplexity(results, args.out), plot_sparsity(results, args.out, args.sparsity_field)] + plot_niah(results, args.out)
     for path in written:
         if path:

@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def read_metrics(run_dir):
     path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path}: no such file (is {run_dir} a train.run_dir?)")
     rows = []
     with open(path) as f:
         for number, line in enumerate(f, 1):
