@@ -5,6 +5,7 @@
 #include "ssa/attention/full_attention.h"
 #include "ssa/attention/sparse_attention.h"
 #include "ssa/model/kv_cache.h"
+#include "ssa/model/output_gate.h"
 #include "ssa/model/rope.h"
 #include "ssa/util/error.h"
 
@@ -32,8 +33,7 @@ torch::Tensor cached_attention(LlamaAttentionImpl& attn, const config::ModelConf
               ? attention::full_attention_at(q, cache.k, cache.v, offset, opt.query_chunk)
               : attention::sparse_attention_at(q, cache.k, cache.v, offset, opt.sparse, opt.query_chunk);
   }
-  if (c.gate == "headwise") out = out * torch::sigmoid(attn.g_proj(x)).unsqueeze(-1);
-  if (c.gate == "elementwise") out = out * torch::sigmoid(attn.g_proj(x)).view({B, n, c.num_heads, c.head_dim});
+  if (const auto logits = attn.gate_logits(x); logits.defined()) out = output_gate(out, logits, opt.fused_kernels);
   return attn.o_proj(out.reshape({B, n, c.num_heads * c.head_dim}));
 }
 

@@ -5,6 +5,7 @@
 #include "ssa/attention/document_mask.h"
 #include "ssa/attention/full_attention.h"
 #include "ssa/attention/sparse_attention.h"
+#include "ssa/model/output_gate.h"
 #include "ssa/model/rms_norm.h"
 #include "ssa/model/swiglu.h"
 #include "ssa/util/error.h"
@@ -38,10 +39,10 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, LayerContext& 
   auto v = v_proj(x).view({B, T, num_kv_heads_, head_dim_});
   if (opt.on_attention_inputs) opt.on_attention_inputs(layer, q, k, v);
 
-  torch::Tensor gate;
-  if (gate_ == "headwise") gate = torch::sigmoid(g_proj(x)).unsqueeze(-1);  // [B, T, Hq, 1]
-  if (gate_ == "elementwise") gate = torch::sigmoid(g_proj(x)).view({B, T, num_heads_, head_dim_});
-  auto gated = [&](const torch::Tensor& o) { return gate.defined() ? o * gate : o; };
+  const auto logits = gate_logits(x);
+  auto gated = [&](const torch::Tensor& o) {
+    return logits.defined() ? output_gate(o, logits, opt.fused_kernels) : o;
+  };
 
   const attention::Mode mode = opt.layer_modes.empty() ? opt.mode : opt.layer_modes.at(layer);
   const bool need_full = opt.dual_stream || mode == attention::Mode::kFull;
@@ -63,6 +64,12 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, LayerContext& 
 
   const auto& main = mode == attention::Mode::kFull ? o_full : o_sparse;
   return o_proj(main.reshape({B, T, num_heads_ * head_dim_}));
+}
+
+torch::Tensor LlamaAttentionImpl::gate_logits(const torch::Tensor& x) {
+  if (gate_ == "headwise") return g_proj(x);
+  if (gate_ == "elementwise") return g_proj(x).view({x.size(0), x.size(1), num_heads_, head_dim_});
+  return {};
 }
 
 LlamaMLPImpl::LlamaMLPImpl(const config::ModelConfig& c) {
@@ -115,8 +122,8 @@ ForwardResult LlamaForCausalLMImpl::forward(const torch::Tensor& tokens, const F
   ForwardResult result;
   if (options.dual_stream) result.layer_align.resize(config_.num_layers);
   if (options.keep_selections) result.selections.resize(config_.num_layers);
-  LayerContext context{options, rope, result};
-  if (options.document_mask) context.document_starts = attention::document_starts(positions);
+  LayerContext context{options, rope, result,
+                       options.document_mask ? attention::document_starts(positions) : torch::Tensor()};
 
   auto h = model->embed_tokens(tokens);
   for (int64_t l = 0; l < config_.num_layers; ++l) {

@@ -22,6 +22,8 @@
 
 namespace ssa::test {
 
+using compat::bf16_data;
+
 struct KernelCase {
   int64_t batch, length, q_heads, kv_heads, head_dim, block_size, topk;
   bool group;

@@ -75,15 +75,15 @@ TEST_P(AlignmentLossKernelTest, MatchesTheReferenceWithGradients) {
                                f32.dtype(torch::kUInt8));
   const double n = static_cast<double>(full_values.numel());
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
-  kernels::alignment_loss_forward(compat::bf16_data(full_values), compat::bf16_data(sparse_values), raw_loss.data_ptr<float>(),
+  kernels::alignment_loss_forward(bf16_data(full_values), bf16_data(sparse_values), raw_loss.data_ptr<float>(),
                                   static_cast<float>((c.sparsity_weight + c.commitment_weight) / n),
                                   workspace.data_ptr(), shape, stream);
   auto grad_full = torch::full_like(full_values, std::numeric_limits<float>::quiet_NaN());
   auto grad_sparse = torch::full_like(full_values, std::numeric_limits<float>::quiet_NaN());
   const auto three = torch::full({}, 3.0, f32);
-  kernels::alignment_loss_backward(compat::bf16_data(full_values), compat::bf16_data(sparse_values), three.data_ptr<float>(),
+  kernels::alignment_loss_backward(bf16_data(full_values), bf16_data(sparse_values), three.data_ptr<float>(),
                                    static_cast<float>(c.sparsity_weight / n), static_cast<float>(c.commitment_weight / n),
-                                   compat::bf16_data(grad_full), compat::bf16_data(grad_sparse), shape, stream);
+                                   bf16_data(grad_full), bf16_data(grad_sparse), shape, stream);
   torch::cuda::synchronize();
   EXPECT_EQ(raw_loss.item<float>(), loss.item<float>());
   EXPECT_TRUE(all_finite(grad_full));

@@ -93,7 +93,7 @@ TEST_P(BlockSelectTest, MatchesFloat64TopK) {
                                torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA));
   auto workspace = torch::empty({static_cast<int64_t>(kernels::block_select_workspace_bytes(shape))},
                                 torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA));
-  kernels::block_select(compat::bf16_data(in.q), compat::bf16_data(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
+  kernels::block_select(bf16_data(in.q), bf16_data(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
                         at::cuda::getCurrentCUDAStream().stream());
   torch::cuda::synchronize();
   EXPECT_EQ(selection.eq(kPoison).sum().item<int64_t>(), 0) << "entries left unwritten";

@@ -77,7 +77,7 @@ TEST_P(DocumentMaskKernelTest, SelectionStaysInsideDocuments) {
                                torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA));
   auto workspace = torch::empty({static_cast<int64_t>(kernels::block_select_workspace_bytes(shape))},
                                 torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA));
-  kernels::block_select(compat::bf16_data(in.q), compat::bf16_data(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
+  kernels::block_select(bf16_data(in.q), bf16_data(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
                         at::cuda::getCurrentCUDAStream().stream(), starts_cuda.data_ptr<int32_t>());
   torch::cuda::synchronize();
   EXPECT_EQ(selection.eq(kPoison).sum().item<int64_t>(), 0) << "entries left unwritten";
@@ -149,14 +149,14 @@ TEST_P(DocumentMaskKernelTest, AttentionKernelsMatchTheReference) {
       auto out = torch::full_like(in.q, nan);
       auto lse = torch::full({c.batch, c.length, c.q_heads}, nan, in.q.options().dtype(torch::kFloat32));
       auto forward_workspace = bytes(kernels::sparse_attention_forward_workspace_bytes(shape, plan));
-      kernels::sparse_attention_forward(compat::bf16_data(in.q), compat::bf16_data(in.k), compat::bf16_data(in.v), selection.data_ptr<int32_t>(),
-                                        compat::bf16_data(out), lse.data_ptr<float>(), forward_workspace.data_ptr(), shape,
+      kernels::sparse_attention_forward(bf16_data(in.q), bf16_data(in.k), bf16_data(in.v), selection.data_ptr<int32_t>(),
+                                        bf16_data(out), lse.data_ptr<float>(), forward_workspace.data_ptr(), shape,
                                         stream, plan, document_start);
       auto dq = torch::full_like(in.q, nan), dk = torch::full_like(in.k, nan), dv = torch::full_like(in.v, nan);
       auto workspace = bytes(kernels::sparse_attention_backward_workspace_bytes(shape));
-      kernels::sparse_attention_backward(compat::bf16_data(in.q), compat::bf16_data(in.k), compat::bf16_data(in.v), compat::bf16_data(out), compat::bf16_data(in.grad_out),
-                                         lse.data_ptr<float>(), selection.data_ptr<int32_t>(), compat::bf16_data(dq),
-                                         compat::bf16_data(dk), compat::bf16_data(dv), workspace.data_ptr(), shape, stream,
+      kernels::sparse_attention_backward(bf16_data(in.q), bf16_data(in.k), bf16_data(in.v), bf16_data(out), bf16_data(in.grad_out),
+                                         lse.data_ptr<float>(), selection.data_ptr<int32_t>(), bf16_data(dq),
+                                         bf16_data(dk), bf16_data(dv), workspace.data_ptr(), shape, stream,
                                          document_start);
       torch::cuda::synchronize();
       EXPECT_TRUE(all_finite(out)) << "out has unwritten or NaN elements";

@@ -1,12 +1,14 @@
-// The fused RMSNorm, SwiGLU and RoPE (kernels/rms_norm.cu, swiglu.cu, rope.cu) on fresh random
-// bf16 inputs: through the public dispatchers (fused=true) with autograd against the ATen reference
-// functions in float32 on the CPU (the same bf16 values upcast); the raw launchers on outputs
-// poisoned with NaN against the autograd bindings, bit for bit; the fused path against the eager
-// bf16 path (train.fused_kernels off); and the shapes and dtypes the kernels refuse.
+// The fused RMSNorm, SwiGLU, RoPE and attention output gate (kernels/rms_norm.cu, swiglu.cu,
+// rope.cu, output_gate.cu) on fresh random bf16 inputs: through the public dispatchers (fused=true)
+// with autograd against the ATen reference functions in float32 on the CPU (the same bf16 values
+// upcast); the raw launchers on outputs poisoned with NaN against the autograd bindings, bit for
+// bit; the fused path against the eager bf16 path (train.fused_kernels off); and the shapes and
+// dtypes the kernels refuse.
 //
 // Tolerances follow from the rounding each path does. Outputs with a single bf16 rounding of a
-// float32 result (RMSNorm dx, SwiGLU y, dgate, dup, RoPE y, dx) are within 2^-8 of each reference
-// value's magnitude (plus float32 noise ~1e-6): 5e-3 relative and 5e-3 of the largest magnitude.
+// float32 result (RMSNorm dx, SwiGLU y, dgate, dup, RoPE y, dx, the gate's y, do, dg) are within
+// 2^-8 of each reference value's magnitude (plus float32 noise ~1e-6): 5e-3 relative and 5e-3 of
+// the largest magnitude.
 // RMSNorm's y = bf16(w * bf16(n)) rounds twice, so 2 * 2^-8 + 2^-16 ~ 7.8e-3 bounds it: 1e-2.
 // RMSNorm dweight sums dy * bf16(n) over up to 8192 rows where the reference sums dy * n: the
 // rounding errors average out over the rows (relative ~2e-3), but a column whose sum cancels has no
@@ -22,9 +24,11 @@
 #include <vector>
 
 #include "kernel_test_util.h"
+#include "output_gate.h"
 #include "rms_norm.h"
 #include "rope.h"
 #include "ssa/config/config.h"
+#include "ssa/model/output_gate.h"
 #include "ssa/model/rms_norm.h"
 #include "ssa/model/rope.h"
 #include "ssa/model/swiglu.h"
@@ -163,15 +167,15 @@ TEST_P(FusedRmsNormTest, RawKernelsWriteEveryOutputAndMatchTheBinding) {
 
   Result raw{poisoned_like(in.x), {poisoned_like(in.x), poisoned_like(in.weight)}};
   auto rstd = torch::full({rows}, kNaN, kCudaFloat);
-  kernels::rms_norm_forward(compat::bf16_data(in.x), compat::bf16_data(in.weight), compat::bf16_data(raw.out), rstd.data_ptr<float>(), rows, dim,
+  kernels::rms_norm_forward(bf16_data(in.x), bf16_data(in.weight), bf16_data(raw.out), rstd.data_ptr<float>(), rows, dim,
                             static_cast<float>(kEps), stream());
   // NaN in the workspace too: a CTA that left its partial row of dweight unwritten turns its
   // columns' sums into NaN.
   const auto workspace_floats =
       static_cast<int64_t>(kernels::rms_norm_backward_workspace_bytes(rows, dim) / sizeof(float));
   auto workspace = torch::full({std::max<int64_t>(1, workspace_floats)}, kNaN, kCudaFloat);
-  kernels::rms_norm_backward(compat::bf16_data(in.x), compat::bf16_data(in.weight), rstd.data_ptr<float>(), compat::bf16_data(in.grad_y),
-                             compat::bf16_data(raw.grads[0]), compat::bf16_data(raw.grads[1]), workspace.data_ptr(), rows, dim,
+  kernels::rms_norm_backward(bf16_data(in.x), bf16_data(in.weight), rstd.data_ptr<float>(), bf16_data(in.grad_y),
+                             bf16_data(raw.grads[0]), bf16_data(raw.grads[1]), workspace.data_ptr(), rows, dim,
                              stream());
   torch::cuda::synchronize();
   expect_all_written(raw, kRmsNormGrads);
@@ -292,9 +296,9 @@ TEST_P(FusedSwigluTest, RawKernelsWriteEveryOutputAndMatchTheBinding) {
   const int64_t count = in.gate.numel();
 
   Result raw{poisoned_like(in.gate), {poisoned_like(in.gate), poisoned_like(in.up)}};
-  kernels::swiglu_forward(compat::bf16_data(in.gate), compat::bf16_data(in.up), compat::bf16_data(raw.out), count, stream());
-  kernels::swiglu_backward(compat::bf16_data(in.gate), compat::bf16_data(in.up), compat::bf16_data(in.grad_y), compat::bf16_data(raw.grads[0]),
-                           compat::bf16_data(raw.grads[1]), count, stream());
+  kernels::swiglu_forward(bf16_data(in.gate), bf16_data(in.up), bf16_data(raw.out), count, stream());
+  kernels::swiglu_backward(bf16_data(in.gate), bf16_data(in.up), bf16_data(in.grad_y), bf16_data(raw.grads[0]),
+                           bf16_data(raw.grads[1]), count, stream());
   torch::cuda::synchronize();
   expect_all_written(raw, kSwigluGrads);
 
@@ -437,9 +441,9 @@ TEST_P(FusedRopeTest, RawKernelWritesEveryOutputAndMatchesTheBinding) {
   shape.head_dim = c.head_dim;
 
   Result raw{poisoned_like(in.x), {poisoned_like(in.x)}};
-  kernels::rope_apply(compat::bf16_data(in.x), cos.data_ptr<float>(), sin.data_ptr<float>(), compat::bf16_data(raw.out), shape,
+  kernels::rope_apply(bf16_data(in.x), cos.data_ptr<float>(), sin.data_ptr<float>(), bf16_data(raw.out), shape,
                       /*backward=*/false, stream());
-  kernels::rope_apply(compat::bf16_data(in.grad_y), cos.data_ptr<float>(), sin.data_ptr<float>(), compat::bf16_data(raw.grads[0]), shape,
+  kernels::rope_apply(bf16_data(in.grad_y), cos.data_ptr<float>(), sin.data_ptr<float>(), bf16_data(raw.grads[0]), shape,
                       /*backward=*/true, stream());
   torch::cuda::synchronize();
   expect_all_written(raw, kRopeGrads);
@@ -494,6 +498,131 @@ TEST(FusedRope, HeadDimsTheKernelCannotTakeGoThroughTheReference) {
   EXPECT_FALSE(model::apply_rope_cuda_supports(in.x, in.tables));
   EXPECT_THROW(model::apply_rope_cuda(in.x, in.tables), UsageError);
   EXPECT_TRUE(torch::equal(model::apply_rope(in.x, in.tables, true), model::apply_rope_reference(in.x, in.tables)));
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// The attention output gate
+
+struct OutputGateCase {
+  std::vector<int64_t> shape;  // o: [B, T, Hq, D]
+  bool elementwise;
+  std::string name() const { return join_sizes(shape) + (elementwise ? "_elementwise" : "_headwise"); }
+};
+void PrintTo(const OutputGateCase& c, std::ostream* os) { *os << c.name(); }
+
+struct OutputGateInputs {
+  torch::Tensor o, g, grad_y;  // bf16 CUDA
+  std::vector<torch::Tensor> leaves() const { return {o, g}; }
+};
+
+OutputGateInputs output_gate_inputs(const OutputGateCase& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto g_shape = c.shape;
+  if (!c.elementwise) g_shape.pop_back();
+  OutputGateInputs in;
+  in.o = torch::randn(c.shape, kCudaFloat).to(torch::kBFloat16);
+  // Logits out to about +-12, where the sigmoid saturates.
+  in.g = (torch::randn(g_shape, kCudaFloat) * 4).to(torch::kBFloat16);
+  in.grad_y = torch::randn(c.shape, kCudaFloat).to(torch::kBFloat16);
+  return in;
+}
+
+kernels::OutputGateShape output_gate_shape(const OutputGateCase& c) {
+  kernels::OutputGateShape shape;
+  shape.head_dim = c.shape.back();
+  shape.rows = 1;
+  for (size_t i = 0; i + 1 < c.shape.size(); ++i) shape.rows *= c.shape[i];
+  shape.elementwise = c.elementwise;
+  return shape;
+}
+
+const std::vector<std::string> kOutputGateGrads{"do", "dg"};
+
+class FusedOutputGateTest : public ::testing::TestWithParam<OutputGateCase> {};
+
+TEST_P(FusedOutputGateTest, MatchesFloat32ReferenceWithGradients) {
+  SSA_REQUIRE_CUDA();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const OutputGateInputs in = output_gate_inputs(GetParam(), seed);
+  ASSERT_TRUE(model::output_gate_cuda_supports(in.o, in.g));
+
+  const Result want = float32_reference(in.leaves(), in.grad_y,
+                                        [](const auto& v) { return model::output_gate_reference(v[0], v[1]); });
+  const Result got =
+      cuda_autograd(in.leaves(), in.grad_y, [](const auto& v) { return model::output_gate(v[0], v[1], true); });
+  expect_close("y", got.out, want.out, kOneRounding, kOneRounding);
+  expect_close("do", got.grads[0], want.grads[0], kOneRounding, kOneRounding);
+  expect_close("dg", got.grads[1], want.grads[1], kOneRounding, kOneRounding);
+}
+
+TEST_P(FusedOutputGateTest, RawKernelsWriteEveryOutputAndMatchTheBinding) {
+  SSA_REQUIRE_CUDA();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const OutputGateInputs in = output_gate_inputs(GetParam(), seed);
+  const auto shape = output_gate_shape(GetParam());
+
+  Result raw{poisoned_like(in.o), {poisoned_like(in.o), poisoned_like(in.g)}};
+  kernels::output_gate_forward(bf16_data(in.o), bf16_data(in.g), bf16_data(raw.out), shape,
+                               stream());
+  kernels::output_gate_backward(bf16_data(in.o), bf16_data(in.g), bf16_data(in.grad_y),
+                                bf16_data(raw.grads[0]), bf16_data(raw.grads[1]), shape, stream());
+  torch::cuda::synchronize();
+  expect_all_written(raw, kOutputGateGrads);
+
+  expect_bitwise("output_gate_cuda (the binding)", raw,
+                 cuda_autograd(in.leaves(), in.grad_y,
+                               [](const auto& v) { return model::output_gate_cuda(v[0], v[1]); }),
+                 kOutputGateGrads);
+  expect_bitwise("output_gate(fused=true) (the dispatcher)", raw,
+                 cuda_autograd(in.leaves(), in.grad_y,
+                               [](const auto& v) { return model::output_gate(v[0], v[1], true); }),
+                 kOutputGateGrads);
+}
+
+TEST_P(FusedOutputGateTest, AgreesWithEagerBf16WithinRounding) {
+  SSA_REQUIRE_CUDA();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const OutputGateInputs in = output_gate_inputs(GetParam(), seed);
+  const Result fused =
+      cuda_autograd(in.leaves(), in.grad_y, [](const auto& v) { return model::output_gate(v[0], v[1], true); });
+  const Result eager =
+      cuda_autograd(in.leaves(), in.grad_y, [](const auto& v) { return model::output_gate(v[0], v[1], false); });
+  expect_close("y vs eager", fused.out, eager.out, kEagerOutputRel, kEagerOutputAbs);
+  expect_close("do vs eager", fused.grads[0], eager.grads[0], kEagerGradRel, kEagerGradAbs);
+  expect_close("dg vs eager", fused.grads[1], eager.grads[1], kEagerGradRel, kEagerGradAbs);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, FusedOutputGateTest,
+    ::testing::Values(OutputGateCase{{1, 8192, 32, 64}, false},  // the paper's 1B: a head-wise gate per query head
+                      OutputGateCase{{2, 77, 3, 128}, false},    // D 128: 16 lanes per row, a partial last warp
+                      OutputGateCase{{3, 5, 2, 8}, false},       // D 8: one lane per row
+                      OutputGateCase{{2, 33, 4, 64}, true},      // element-wise
+                      OutputGateCase{{3, 5, 7, 3}, true}),       // element-wise, 315 values: the scalar tail
+    [](const auto& info) { return info.param.name(); });
+
+TEST(FusedOutputGate, InputsTheKernelsCannotTakeGoThroughTheReference) {
+  SSA_REQUIRE_CUDA();
+  const auto o = torch::randn({2, 3, 4, 24}, kCudaFloat).to(torch::kBFloat16);
+  const auto g = torch::randn({2, 3, 4}, kCudaFloat).to(torch::kBFloat16);
+  // A head-wise gate over D 24: three lanes per row, not a power of two.
+  EXPECT_FALSE(model::output_gate_cuda_supports(o, g));
+  EXPECT_THROW(model::output_gate_cuda(o, g), UsageError);
+  EXPECT_TRUE(torch::equal(model::output_gate(o, g, true), model::output_gate_reference(o, g)));
+  // float32, and a gate of neither shape.
+  EXPECT_FALSE(model::output_gate_cuda_supports(o.to(torch::kFloat32), g.to(torch::kFloat32)));
+  EXPECT_FALSE(model::output_gate_cuda_supports(o.narrow(3, 0, 16), g.narrow(2, 0, 3)));
+  kernels::OutputGateShape shape;
+  shape.rows = 4;
+  shape.head_dim = 24;
+  EXPECT_FALSE(kernels::output_gate_supports(shape));
+  EXPECT_THROW(kernels::output_gate_forward(nullptr, nullptr, nullptr, shape, stream()), std::invalid_argument);
+  shape.elementwise = true;
+  EXPECT_TRUE(kernels::output_gate_supports(shape));
 }
 
 }  // namespace

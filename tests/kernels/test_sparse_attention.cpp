@@ -46,16 +46,16 @@ KernelResults run_kernels(const KernelCase& c, const Inputs& in, const torch::Te
   r.out = torch::full_like(in.q, nan);
   r.lse = torch::full({c.batch, c.length, c.q_heads}, nan, in.q.options().dtype(torch::kFloat32));
   auto forward_workspace = bytes(kernels::sparse_attention_forward_workspace_bytes(shape, plan));
-  kernels::sparse_attention_forward(compat::bf16_data(in.q), compat::bf16_data(in.k), compat::bf16_data(in.v), selection.data_ptr<int32_t>(),
-                                    compat::bf16_data(r.out), r.lse.data_ptr<float>(), forward_workspace.data_ptr(), shape,
+  kernels::sparse_attention_forward(bf16_data(in.q), bf16_data(in.k), bf16_data(in.v), selection.data_ptr<int32_t>(),
+                                    bf16_data(r.out), r.lse.data_ptr<float>(), forward_workspace.data_ptr(), shape,
                                     stream, plan);
   r.dq = torch::full_like(in.q, nan);
   r.dk = torch::full_like(in.k, nan);
   r.dv = torch::full_like(in.v, nan);
   auto workspace = bytes(kernels::sparse_attention_backward_workspace_bytes(shape));
-  kernels::sparse_attention_backward(compat::bf16_data(in.q), compat::bf16_data(in.k), compat::bf16_data(in.v), compat::bf16_data(r.out), compat::bf16_data(in.grad_out),
-                                     r.lse.data_ptr<float>(), selection.data_ptr<int32_t>(), compat::bf16_data(r.dq),
-                                     compat::bf16_data(r.dk), compat::bf16_data(r.dv), workspace.data_ptr(), shape, stream);
+  kernels::sparse_attention_backward(bf16_data(in.q), bf16_data(in.k), bf16_data(in.v), bf16_data(r.out), bf16_data(in.grad_out),
+                                     r.lse.data_ptr<float>(), selection.data_ptr<int32_t>(), bf16_data(r.dq),
+                                     bf16_data(r.dk), bf16_data(r.dv), workspace.data_ptr(), shape, stream);
   torch::cuda::synchronize();
   return r;
 }

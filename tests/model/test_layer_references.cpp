@@ -1,9 +1,11 @@
 // The reference paths of the fused layers (rms_norm_reference, swiglu_reference,
-// apply_rope_reference) on the CPU in float64: their outputs against the definitions, and their
-// autograd gradients against the closed-form backward passes that kernels/rms_norm.cu, swiglu.cu
-// and rope.cu implement. The GPU tests then compare the kernels with these references.
+// apply_rope_reference, output_gate_reference) on the CPU in float64: their outputs against the
+// definitions, and their autograd gradients against the closed-form backward passes that
+// kernels/rms_norm.cu, swiglu.cu, rope.cu and output_gate.cu implement. The GPU tests then compare
+// the kernels with these references.
 #include <gtest/gtest.h>
 
+#include "ssa/model/output_gate.h"
 #include "ssa/model/rms_norm.h"
 #include "ssa/model/rope.h"
 #include "ssa/model/swiglu.h"
@@ -54,6 +56,37 @@ TEST(LayerReferences, SwigluAndItsClosedFormBackward) {
   // The kernel's backward: dg = dy u s (1 + g (1 - s)), du = dy g s.
   expect_close(g.grad(), dy * ud * s * (1 + gd * (1 - s)), 1e-10, "dgate");
   expect_close(u.grad(), dy * gd * s, 1e-10, "dup");
+}
+
+TEST(LayerReferences, HeadwiseOutputGateAndItsClosedFormBackward) {
+  torch::manual_seed(14);
+  auto o = torch::randn({2, 3, 4, 8}, kF64).requires_grad_(true);
+  auto g = (torch::randn({2, 3, 4}, kF64) * 4).requires_grad_(true);
+  const auto dy = torch::randn({2, 3, 4, 8}, kF64);
+  const auto y = output_gate_reference(o, g);
+  y.backward(dy);
+  // Through the dispatcher on the CPU: the reference itself.
+  EXPECT_TRUE(torch::equal(output_gate(o, g, true), y));
+
+  const auto od = o.detach(), s = torch::sigmoid(g.detach()).unsqueeze(-1);
+  expect_close(y.detach(), od * s, 1e-12, "y = o sigmoid(g), one gate per head");
+  // The kernel's backward: do = dy s, dg = s (1 - s) sum over the head dimension of dy o.
+  expect_close(o.grad(), dy * s, 1e-12, "do");
+  expect_close(g.grad(), (s * (1 - s) * (dy * od).sum(-1, true)).squeeze(-1), 1e-12, "dg");
+}
+
+TEST(LayerReferences, ElementwiseOutputGateAndItsClosedFormBackward) {
+  torch::manual_seed(15);
+  auto o = torch::randn({2, 3, 4, 8}, kF64).requires_grad_(true);
+  auto g = (torch::randn({2, 3, 4, 8}, kF64) * 4).requires_grad_(true);
+  const auto dy = torch::randn({2, 3, 4, 8}, kF64);
+  const auto y = output_gate_reference(o, g);
+  y.backward(dy);
+
+  const auto od = o.detach(), s = torch::sigmoid(g.detach());
+  expect_close(y.detach(), od * s, 1e-12, "y = o sigmoid(g), one gate per element");
+  expect_close(o.grad(), dy * s, 1e-12, "do");
+  expect_close(g.grad(), s * (1 - s) * dy * od, 1e-12, "dg");
 }
 
 TEST(LayerReferences, RopeBackwardIsTheTransposedRotation) {

@@ -29,9 +29,9 @@ struct ForwardOptions {
   torch::Tensor position_ids;    // int64 [B, T]; default 0..T-1 per row
   // Attend only inside documents, which start where position_ids restart (attention/document_mask.h).
   bool document_mask = false;
-  // RMSNorm, RoPE, SwiGLU and the alignment loss through the CUDA kernels (kernels/) wherever they
-  // take the tensors (CUDA bf16); false: ATen ops everywhere, the eager reference (rms_norm.h,
-  // rope.h, swiglu.h, attention/alignment_loss.h).
+  // RMSNorm, RoPE, SwiGLU, the output gate and the alignment loss through the CUDA kernels
+  // (kernels/) wherever they take the tensors (CUDA bf16); false: ATen ops everywhere, the eager
+  // reference (rms_norm.h, rope.h, swiglu.h, output_gate.h, attention/alignment_loss.h).
   bool fused_kernels = true;
   // Called by every layer with its post-RoPE q [B, T, Hq, D], k and v [B, T, Hkv, D] (statistics).
   std::function<void(int64_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v)>
@@ -68,6 +68,9 @@ class LlamaAttentionImpl : public torch::nn::Module {
  public:
   explicit LlamaAttentionImpl(const config::ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& x, LayerContext& context, int64_t layer);
+  // The output gate's logits for hidden states x [B, T, hidden]: [B, T, Hq] (`headwise`) or
+  // [B, T, Hq, D] (`elementwise`), for output_gate (output_gate.h); undefined without a gate.
+  torch::Tensor gate_logits(const torch::Tensor& x);
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr}, g_proj{nullptr};
 
