@@ -50,7 +50,7 @@ struct OutputGateFunction : public torch::autograd::Function<OutputGateFunction>
 
 bool output_gate_cuda_supports(const torch::Tensor& o, const torch::Tensor& g) {
   if (!o.is_cuda() || o.scalar_type() != torch::kBFloat16 || g.scalar_type() != torch::kBFloat16 ||
-      g.device() != o.device() || o.dim() < 1) {
+      g.device() != o.device() || o.dim() < 1 || o.size(-1) < 1) {
     return false;
   }
   const bool elementwise = g.sizes().equals(o.sizes());
