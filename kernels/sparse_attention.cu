@@ -7,6 +7,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cuda_check.h"
 #include "tensor_core.cuh"
@@ -48,70 +49,70 @@ Dims make_dims(const SparseAttentionShape& s) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward. One warp per item (b, selection head hs, token t); its R <= 16 query heads are the
-// columns (NT tiles of 8) of S^T = K_chunk Q^T, so every K/V chunk in shared memory serves all of
-// them. Chunks of 16 keys stream through an NS-stage cp.async ring private to the warp.
+// Query-major walk, shared by the forward and the backward's dQ. One warp per item (b, selection
+// head hs, token t); its R <= 16 query heads are the columns (NT tiles of 8) of S^T = K_chunk Q^T,
+// so every K/V chunk in shared memory serves all of them. Chunks of 16 keys stream through an
+// NS-stage cp.async ring private to the warp.
 
-template <int D, int NT, int NS>
-__global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16* __restrict__ q,
-                                                             const __nv_bfloat16* __restrict__ k,
-                                                             const __nv_bfloat16* __restrict__ v,
-                                                             const int32_t* __restrict__ selection,
-                                                             __nv_bfloat16* __restrict__ out, float* __restrict__ lse,
-                                                             Dims p, int64_t items) {
-  constexpr int KS = D / 16;
-  constexpr int MT = D / 16;
-  constexpr int STRIDE = D + 8;
-  constexpr int STAGE = 2 * kKeyChunk * STRIDE;  // K then V
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = lane / 4, c = lane % 4;
-  __nv_bfloat16* ring = reinterpret_cast<__nv_bfloat16*>(smem_raw) + warp * NS * STAGE;
+template <int D, int NS>
+struct QueryMajorWalk {
+  static constexpr int STRIDE = D + 8;
+  static constexpr int STAGE = 2 * kKeyChunk * STRIDE;  // K then V
+  static constexpr size_t kCtaSmemBytes = sizeof(__nv_bfloat16) * 4 * NS * STAGE;
 
-  const int64_t item = static_cast<int64_t>(blockIdx.x) * 4 + warp;
-  if (item >= items) return;
-  const int64_t t = item % p.T;
-  const int hs = static_cast<int>((item / p.T) % p.Hsel);
-  const int64_t b = item / (p.T * p.Hsel);
-  const int hq0 = hs * p.R;
-  const int hk = hq0 / p.G;
-  const int R = p.R;
-  // Keys before the first token of t's document are masked; 0 without document masking.
-  const int64_t first_key = p.document_start != nullptr ? p.document_start[b * p.T + t] : 0;
+  const Dims& p;
+  const int lane;
+  int64_t t, b;
+  int hs, hq0, hk;
+  int64_t first_key;  // keys before the first token of t's document are masked; 0 without masking
+  int32_t sel_lo, sel_hi;
+  int chunks_per_block, chunks;
+  const __nv_bfloat16* k_head;  // + key * key_stride
+  const __nv_bfloat16* v_head;
+  int64_t key_stride;
+  __nv_bfloat16* ring;
 
-  // Q^T as the B operand: b0 = (d 2c.., row g), b1 = (d 2c+8.., row g).
-  uint32_t qb[NT][KS][2];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    const int row = nt * 8 + g;
-    const __nv_bfloat16* qrow = q + ((b * p.T + t) * p.Hq + hq0 + row) * D;
-#pragma unroll
-    for (int ks = 0; ks < KS; ++ks) {
-      qb[nt][ks][0] = row < R ? *reinterpret_cast<const uint32_t*>(qrow + ks * 16 + 2 * c) : 0u;
-      qb[nt][ks][1] = row < R ? *reinterpret_cast<const uint32_t*>(qrow + ks * 16 + 8 + 2 * c) : 0u;
-    }
+  // The item of the calling warp (four per CTA); past the last item when the grid's tail is idle.
+  __device__ static int64_t warp_item() { return static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32; }
+
+  // `cta_smem`: the CTA's dynamic shared memory (kCtaSmemBytes), a ring per warp.
+  __device__ QueryMajorWalk(const Dims& dims, int64_t item, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                            const int32_t* selection, unsigned char* cta_smem)
+      : p(dims),
+        lane(threadIdx.x % 32),
+        ring(reinterpret_cast<__nv_bfloat16*>(cta_smem) + (threadIdx.x / 32) * NS * STAGE) {
+    t = item % p.T;
+    hs = static_cast<int>((item / p.T) % p.Hsel);
+    b = item / (p.T * p.Hsel);
+    hq0 = hs * p.R;
+    hk = hq0 / p.G;
+    first_key = p.document_start != nullptr ? p.document_start[b * p.T + t] : 0;
+    const int32_t* sel = selection + ((b * p.T + t) * p.Hsel + hs) * p.K;
+    sel_lo = lane < p.K ? sel[lane] : -1;
+    sel_hi = lane + 32 < p.K ? sel[lane + 32] : -1;
+    const int valid_slots =
+        __popc(__ballot_sync(kFullMask, sel_lo >= 0)) + __popc(__ballot_sync(kFullMask, sel_hi >= 0));
+    chunks_per_block = p.Bs / kKeyChunk;
+    chunks = valid_slots * chunks_per_block;
+    k_head = k + (b * p.T * p.Hkv + hk) * D;
+    v_head = v + (b * p.T * p.Hkv + hk) * D;
+    key_stride = static_cast<int64_t>(p.Hkv) * D;
   }
 
-  const int32_t* sel = selection + ((b * p.T + t) * p.Hsel + hs) * p.K;
-  const int32_t sel_lo = lane < p.K ? sel[lane] : -1;
-  const int32_t sel_hi = lane + 32 < p.K ? sel[lane + 32] : -1;
-  const int valid_slots = __popc(__ballot_sync(kFullMask, sel_lo >= 0)) + __popc(__ballot_sync(kFullMask, sel_hi >= 0));
-  const int chunks_per_block = p.Bs / kKeyChunk;
-  const int chunks = valid_slots * chunks_per_block;
-
-  const __nv_bfloat16* k_head = k + (b * p.T * p.Hkv + hk) * D;  // + key * Hkv * D
-  const __nv_bfloat16* v_head = v + (b * p.T * p.Hkv + hk) * D;
-  const int64_t key_stride = static_cast<int64_t>(p.Hkv) * D;
+  // Global row of query head `row` (< R) of this item in a [B, T, Hq, *] tensor.
+  __device__ int64_t head_row(int row) const { return (b * p.T + t) * p.Hq + hq0 + row; }
 
   // First key of chunk i, or -1 when the chunk is entirely in the future or before the document
   // (or the slot invalid).
-  auto chunk_key = [&](int i) -> int64_t {
+  __device__ int64_t chunk_key(int i) const {
     const int slot = i / chunks_per_block;
     const int32_t j = __shfl_sync(kFullMask, slot < 32 ? sel_lo : sel_hi, slot & 31);
     const int64_t key0 = static_cast<int64_t>(j) * p.Bs + (i % chunks_per_block) * kKeyChunk;
     return (j >= 0 && j < p.num_blocks && key0 <= t && key0 + kKeyChunk > first_key) ? key0 : -1;
-  };
-  auto issue = [&](int i) {
+  }
+
+  // Starts the copy of chunk i into its stage (nothing past the last chunk) and commits a group.
+  __device__ void issue(int i) {
     if (i < chunks) {
       const int64_t key0 = chunk_key(i);
       if (key0 >= 0) {
@@ -129,7 +130,125 @@ __global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16
       }
     }
     cp_async_commit();
-  };
+  }
+
+  // Runs body(i, key0) for every chunk i that holds a key visible to t (key0 its first key), with
+  // the chunk's K and V in k_tile(i) and v_tile(i) while it runs.
+  template <class Body>
+  __device__ void for_each_chunk(Body&& body) {
+#pragma unroll
+    for (int i = 0; i < NS - 1; ++i) issue(i);
+    for (int i = 0; i < chunks; ++i) {
+      issue(i + NS - 1);
+      cp_async_wait<NS - 1>();
+      __syncwarp();
+      const int64_t key0 = chunk_key(i);
+      if (key0 >= 0) body(i, key0);
+      __syncwarp();
+    }
+    cp_async_wait<0>();
+  }
+
+  __device__ const __nv_bfloat16* k_tile(int i) const { return ring + (i % NS) * STAGE; }
+  __device__ const __nv_bfloat16* v_tile(int i) const { return k_tile(i) + kKeyChunk * STRIDE; }
+
+  // Whether `key` is visible to t: in its past and not before the start of its document.
+  __device__ bool visible(int64_t key) const { return key <= t && key >= first_key; }
+};
+
+// The R rows of an item ([R, D] at `rows`, R rows of D apart) as the B operand of X_chunk Rows^T:
+// b0 = (d 2c.., row g), b1 = (d 2c+8.., row g) of each n-tile; rows >= R are zero.
+template <int D, int NT>
+__device__ __forceinline__ void load_rows_as_b(uint32_t (&frag)[NT][D / 16][2], const __nv_bfloat16* rows, int R,
+                                               int g, int c) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int row = nt * 8 + g;
+    const __nv_bfloat16* src = rows + static_cast<int64_t>(row) * D;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+      frag[nt][ks][0] = row < R ? *reinterpret_cast<const uint32_t*>(src + ks * 16 + 2 * c) : 0u;
+      frag[nt][ks][1] = row < R ? *reinterpret_cast<const uint32_t*>(src + ks * 16 + 8 + 2 * c) : 0u;
+    }
+  }
+}
+
+// s[nt] = X_chunk Rows^T for a 16-key tile X in shared memory: (key g, rows 2c, 2c+1) and
+// (key g + 8, rows 2c, 2c+1) of n-tile nt.
+template <int D, int NT>
+__device__ __forceinline__ void chunk_times_rows(float (&s)[NT][4], const __nv_bfloat16* tile,
+                                                 const uint32_t (&rows)[NT][D / 16][2], int lane) {
+  constexpr int STRIDE = D + 8;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+  for (int ks = 0; ks < D / 16; ++ks) {
+    uint32_t a[4];
+    ldmatrix_x4(a, tile + ((lane % 8) + ((lane / 8) % 2) * 8) * STRIDE + ks * 16 + (lane / 16) * 8);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mma_bf16(s[nt], a, rows[nt][ks][0], rows[nt][ks][1]);
+  }
+}
+
+// acc^T (D x rows) += X_chunk^T W^T, with W^T (keys x rows) already in B-operand form (pb, from
+// movmatrix_trans of the chunk's values); acc[nt][mt]: (d mt*16 + g, rows 2c, 2c+1) and d + 8.
+template <int D, int NT>
+__device__ __forceinline__ void accumulate_chunk_transposed(float (&acc)[NT][D / 16][4], const __nv_bfloat16* tile,
+                                                            const uint32_t (&pb)[NT][2], int lane) {
+  constexpr int STRIDE = D + 8;
+#pragma unroll
+  for (int mt = 0; mt < D / 16; ++mt) {
+    uint32_t a[4];  // X^T tile: d rows mt*16.., keys 0..15
+    ldmatrix_x4_trans(a, tile + ((lane % 8) + (lane / 16) * 8) * STRIDE + mt * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mma_bf16(acc[nt][mt], a, pb[nt][0], pb[nt][1]);
+  }
+}
+
+// Writes acc^T times a per-row factor as bf16 rows (R rows of D apart at `rows`).
+template <int D, int NT>
+__device__ __forceinline__ void store_rows(const float (&acc)[NT][D / 16][4], const float (&factor)[NT][2],
+                                           __nv_bfloat16* rows, int R, int g, int c) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int row0 = nt * 8 + 2 * c, row1 = row0 + 1;
+    __nv_bfloat16* out0 = rows + static_cast<int64_t>(row0) * D;
+    __nv_bfloat16* out1 = out0 + D;
+#pragma unroll
+    for (int mt = 0; mt < D / 16; ++mt) {
+      const int d = mt * 16 + g;
+      if (row0 < R) {
+        out0[d] = __float2bfloat16_rn(acc[nt][mt][0] * factor[nt][0]);
+        out0[d + 8] = __float2bfloat16_rn(acc[nt][mt][2] * factor[nt][0]);
+      }
+      if (row1 < R) {
+        out1[d] = __float2bfloat16_rn(acc[nt][mt][1] * factor[nt][1]);
+        out1[d + 8] = __float2bfloat16_rn(acc[nt][mt][3] * factor[nt][1]);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward, query-major: the online softmax of each column in registers.
+
+template <int D, int NT, int NS>
+__global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16* __restrict__ q,
+                                                             const __nv_bfloat16* __restrict__ k,
+                                                             const __nv_bfloat16* __restrict__ v,
+                                                             const int32_t* __restrict__ selection,
+                                                             __nv_bfloat16* __restrict__ out, float* __restrict__ lse,
+                                                             Dims p, int64_t items) {
+  using Walk = QueryMajorWalk<D, NS>;
+  constexpr int MT = D / 16;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int64_t item = Walk::warp_item();
+  if (item >= items) return;
+  Walk walk(p, item, k, v, selection, smem_raw);
+  const int R = p.R, lane = walk.lane, g = lane / 4, c = lane % 4;
+
+  uint32_t qb[NT][D / 16][2];
+  load_rows_as_b<D, NT>(qb, q + walk.head_row(0) * D, R, g, c);
 
   float o[NT][MT][4];
 #pragma unroll
@@ -140,76 +259,49 @@ __global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) row_max[nt][0] = row_max[nt][1] = -INFINITY, row_sum[nt][0] = row_sum[nt][1] = 0.f;
 
+  walk.for_each_chunk([&](int i, int64_t key0) {
+    float s[NT][4];
+    chunk_times_rows<D, NT>(s, walk.k_tile(i), qb, lane);
+    const bool ok_lo = walk.visible(key0 + g), ok_hi = walk.visible(key0 + g + 8);
+    uint32_t pb[NT][2];
 #pragma unroll
-  for (int i = 0; i < NS - 1; ++i) issue(i);
-  for (int i = 0; i < chunks; ++i) {
-    issue(i + NS - 1);
-    cp_async_wait<NS - 1>();
-    __syncwarp();
-    const int64_t key0 = chunk_key(i);
-    if (key0 >= 0) {
-      const __nv_bfloat16* ks_tile = ring + (i % NS) * STAGE;
-      const __nv_bfloat16* vs_tile = ks_tile + kKeyChunk * STRIDE;
-      float s[NT][4];
+    for (int nt = 0; nt < NT; ++nt) {
+      float x[4];
+      x[0] = ok_lo ? s[nt][0] * p.scale_log2 : -INFINITY;
+      x[1] = ok_lo ? s[nt][1] * p.scale_log2 : -INFINITY;
+      x[2] = ok_hi ? s[nt][2] * p.scale_log2 : -INFINITY;
+      x[3] = ok_hi ? s[nt][3] * p.scale_log2 : -INFINITY;
+      float m0 = fmaxf(x[0], x[2]), m1 = fmaxf(x[1], x[3]);
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-#pragma unroll
-      for (int ks = 0; ks < KS; ++ks) {
-        uint32_t a[4];
-        ldmatrix_x4(a, ks_tile + ((lane % 8) + ((lane / 8) % 2) * 8) * STRIDE + ks * 16 + (lane / 16) * 8);
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) mma_bf16(s[nt], a, qb[nt][ks][0], qb[nt][ks][1]);
+      for (int offset = 4; offset < 32; offset *= 2) {
+        m0 = fmaxf(m0, __shfl_xor_sync(kFullMask, m0, offset));
+        m1 = fmaxf(m1, __shfl_xor_sync(kFullMask, m1, offset));
       }
-      // s[nt]: (key g, rows 2c, 2c+1) and (key g+8, rows 2c, 2c+1).
-      const bool ok_lo = key0 + g <= t && key0 + g >= first_key;
-      const bool ok_hi = key0 + g + 8 <= t && key0 + g + 8 >= first_key;
-      uint32_t pb[NT][2];
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        float x[4];
-        x[0] = ok_lo ? s[nt][0] * p.scale_log2 : -INFINITY;
-        x[1] = ok_lo ? s[nt][1] * p.scale_log2 : -INFINITY;
-        x[2] = ok_hi ? s[nt][2] * p.scale_log2 : -INFINITY;
-        x[3] = ok_hi ? s[nt][3] * p.scale_log2 : -INFINITY;
-        float m0 = fmaxf(x[0], x[2]), m1 = fmaxf(x[1], x[3]);
-#pragma unroll
-        for (int offset = 4; offset < 32; offset *= 2) {
-          m0 = fmaxf(m0, __shfl_xor_sync(kFullMask, m0, offset));
-          m1 = fmaxf(m1, __shfl_xor_sync(kFullMask, m1, offset));
-        }
-        // Every chunk taken holds a visible key (key0 <= t, key0 + 15 >= first_key, first_key <= t),
-        // so the new maxima are finite.
-        const float new0 = fmaxf(row_max[nt][0], m0), new1 = fmaxf(row_max[nt][1], m1);
-        const float alpha0 = fast_exp2(row_max[nt][0] - new0), alpha1 = fast_exp2(row_max[nt][1] - new1);
-        row_max[nt][0] = new0;
-        row_max[nt][1] = new1;
-        const float p0 = fast_exp2(x[0] - new0), p1 = fast_exp2(x[1] - new1);
-        const float p2 = fast_exp2(x[2] - new0), p3 = fast_exp2(x[3] - new1);
-        row_sum[nt][0] = row_sum[nt][0] * alpha0 + p0 + p2;
-        row_sum[nt][1] = row_sum[nt][1] * alpha1 + p1 + p3;
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          o[nt][mt][0] *= alpha0;
-          o[nt][mt][1] *= alpha1;
-          o[nt][mt][2] *= alpha0;
-          o[nt][mt][3] *= alpha1;
-        }
-        // P^T (keys x rows) to the B operand (keys as k, rows as n) by 8x8 transposes.
-        pb[nt][0] = movmatrix_trans(pack_bf16(p0, p1));
-        pb[nt][1] = movmatrix_trans(pack_bf16(p2, p3));
-      }
+      // Every chunk taken holds a visible key (key0 <= t, key0 + 15 >= first_key, first_key <= t),
+      // so the new maxima are finite.
+      const float new0 = fmaxf(row_max[nt][0], m0), new1 = fmaxf(row_max[nt][1], m1);
+      const float alpha0 = fast_exp2(row_max[nt][0] - new0), alpha1 = fast_exp2(row_max[nt][1] - new1);
+      row_max[nt][0] = new0;
+      row_max[nt][1] = new1;
+      const float p0 = fast_exp2(x[0] - new0), p1 = fast_exp2(x[1] - new1);
+      const float p2 = fast_exp2(x[2] - new0), p3 = fast_exp2(x[3] - new1);
+      row_sum[nt][0] = row_sum[nt][0] * alpha0 + p0 + p2;
+      row_sum[nt][1] = row_sum[nt][1] * alpha1 + p1 + p3;
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
-        uint32_t a[4];  // V^T tile: d rows mt*16.., keys 0..15
-        ldmatrix_x4_trans(a, vs_tile + ((lane % 8) + (lane / 16) * 8) * STRIDE + mt * 16 + ((lane / 8) % 2) * 8);
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) mma_bf16(o[nt][mt], a, pb[nt][0], pb[nt][1]);
+        o[nt][mt][0] *= alpha0;
+        o[nt][mt][1] *= alpha1;
+        o[nt][mt][2] *= alpha0;
+        o[nt][mt][3] *= alpha1;
       }
+      // P^T (keys x rows) to the B operand (keys as k, rows as n) by 8x8 transposes.
+      pb[nt][0] = movmatrix_trans(pack_bf16(p0, p1));
+      pb[nt][1] = movmatrix_trans(pack_bf16(p2, p3));
     }
-    __syncwarp();
-  }
-  cp_async_wait<0>();
+    accumulate_chunk_transposed<D, NT>(o, walk.v_tile(i), pb, lane);
+  });
 
+  float inv[NT][2];
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     float l0 = row_sum[nt][0], l1 = row_sum[nt][1];
@@ -218,39 +310,129 @@ __global__ void __launch_bounds__(128) sparse_forward_kernel(const __nv_bfloat16
       l0 += __shfl_xor_sync(kFullMask, l0, offset);
       l1 += __shfl_xor_sync(kFullMask, l1, offset);
     }
-    const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+    inv[nt][0] = 1.f / l0;
+    inv[nt][1] = 1.f / l1;
     const int row0 = nt * 8 + 2 * c, row1 = row0 + 1;
-    __nv_bfloat16* out0 = out + ((b * p.T + t) * p.Hq + hq0 + row0) * D;
-    __nv_bfloat16* out1 = out0 + D;
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-      const int d = mt * 16 + g;
-      if (row0 < R) {
-        out0[d] = __float2bfloat16_rn(o[nt][mt][0] * inv0);
-        out0[d + 8] = __float2bfloat16_rn(o[nt][mt][2] * inv0);
-      }
-      if (row1 < R) {
-        out1[d] = __float2bfloat16_rn(o[nt][mt][1] * inv1);
-        out1[d + 8] = __float2bfloat16_rn(o[nt][mt][3] * inv1);
-      }
-    }
     if (g == 0) {
-      float* lse_row = lse + (b * p.T + t) * p.Hq + hq0;
+      float* lse_row = lse + walk.head_row(0);
       if (row0 < R) lse_row[row0] = (row_max[nt][0] + __log2f(l0)) * kLn2;
       if (row1 < R) lse_row[row1] = (row_max[nt][1] + __log2f(l1)) * kLn2;
     }
   }
+  store_rows<D, NT>(o, inv, out + walk.head_row(0) * D, R, g, c);
+}
+
+// Grid and dynamic shared memory of a query-major kernel over `items` items (four per CTA), with
+// the kernel allowed that much shared memory.
+struct QueryMajorLaunch {
+  unsigned grid;
+  size_t smem;
+};
+template <int D, int NS, class Kernel>
+QueryMajorLaunch prepare_query_major(Kernel kernel, int64_t items) {
+  const size_t smem = QueryMajorWalk<D, NS>::kCtaSmemBytes;
+  SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  return {static_cast<unsigned>((items + 3) / 4), smem};
 }
 
 template <int D, int NT, int NS>
 void launch_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const int32_t* selection,
                     __nv_bfloat16* out, float* lse, const Dims& p, int64_t batch, cudaStream_t stream) {
-  const size_t smem = sizeof(__nv_bfloat16) * 4 * NS * 2 * kKeyChunk * (D + 8);
-  auto kernel = sparse_forward_kernel<D, NT, NS>;
-  SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const int64_t items = batch * p.Hsel * p.T;
-  kernel<<<static_cast<unsigned>((items + 3) / 4), 128, smem, stream>>>(q, k, v, selection, out, lse, p, items);
+  const auto launch = prepare_query_major<D, NS>(sparse_forward_kernel<D, NT, NS>, items);
+  sparse_forward_kernel<D, NT, NS><<<launch.grid, 128, launch.smem, stream>>>(q, k, v, selection, out, lse, p, items);
   SSA_CUDA_CHECK_LAUNCH("sparse_forward_kernel");
+}
+
+// Calls launch(D, NT, NS) with the std::integral_constant template arguments of the query-major
+// kernels' instance for this shape: n-tiles of 8 columns for R query heads, the ring's stages.
+template <class Launch>
+void with_query_major_instance(const Dims& p, Launch&& launch) {
+  using std::integral_constant;
+  const bool two_tiles = p.R > 8;
+  if (p.D == 64) {
+    if (two_tiles) launch(integral_constant<int, 64>{}, integral_constant<int, 2>{}, integral_constant<int, 4>{});
+    else launch(integral_constant<int, 64>{}, integral_constant<int, 1>{}, integral_constant<int, 4>{});
+  } else {
+    if (two_tiles) launch(integral_constant<int, 128>{}, integral_constant<int, 2>{}, integral_constant<int, 3>{});
+    else launch(integral_constant<int, 128>{}, integral_constant<int, 1>{}, integral_constant<int, 3>{});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward's dQ, query-major (the split plan): the forward's walk with dO^T beside Q^T. Per chunk
+// S^T = K Q^T and dP^T = V dO^T, then dS = P (dP - delta) with P from the saved log-sum-exp, and
+// dQ^T += K^T dS^T in registers; dQ is written once, in bf16, with no reduction.
+
+template <int D, int NT, int NS>
+__global__ void __launch_bounds__(128) sparse_backward_dq_kernel(
+    const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k, const __nv_bfloat16* __restrict__ v,
+    const __nv_bfloat16* __restrict__ grad_out, const float* __restrict__ lse, const float* __restrict__ delta,
+    const int32_t* __restrict__ selection, __nv_bfloat16* __restrict__ dq, Dims p, int64_t items) {
+  using Walk = QueryMajorWalk<D, NS>;
+  constexpr int MT = D / 16;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int64_t item = Walk::warp_item();
+  if (item >= items) return;
+  Walk walk(p, item, k, v, selection, smem_raw);
+  const int R = p.R, lane = walk.lane, g = lane / 4, c = lane % 4;
+  const int64_t row0_global = walk.head_row(0);
+
+  uint32_t qb[NT][D / 16][2], dob[NT][D / 16][2];
+  load_rows_as_b<D, NT>(qb, q + row0_global * D, R, g, c);
+  load_rows_as_b<D, NT>(dob, grad_out + row0_global * D, R, g, c);
+  // Columns 2c, 2c + 1 of each n-tile: log2-domain lse (+inf for padding columns, so P = 0) and delta.
+  float lse2[NT][2], dlt[NT][2];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      const int row = nt * 8 + 2 * c + x;
+      lse2[nt][x] = row < R ? lse[row0_global + row] * kLog2e : INFINITY;
+      dlt[nt][x] = row < R ? delta[row0_global + row] : 0.f;
+    }
+
+  float acc[NT][MT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) acc[nt][mt][0] = acc[nt][mt][1] = acc[nt][mt][2] = acc[nt][mt][3] = 0.f;
+
+  walk.for_each_chunk([&](int i, int64_t key0) {
+    float s[NT][4], dp[NT][4];
+    chunk_times_rows<D, NT>(s, walk.k_tile(i), qb, lane);
+    chunk_times_rows<D, NT>(dp, walk.v_tile(i), dob, lane);
+    const bool ok[2] = {walk.visible(key0 + g), walk.visible(key0 + g + 8)};
+    uint32_t dsb[NT][2];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      float ds[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float prob = ok[e / 2] ? fast_exp2(s[nt][e] * p.scale_log2 - lse2[nt][e & 1]) : 0.f;
+        ds[e] = prob * (dp[nt][e] - dlt[nt][e & 1]);
+      }
+      dsb[nt][0] = movmatrix_trans(pack_bf16(ds[0], ds[1]));
+      dsb[nt][1] = movmatrix_trans(pack_bf16(ds[2], ds[3]));
+    }
+    accumulate_chunk_transposed<D, NT>(acc, walk.k_tile(i), dsb, lane);
+  });
+
+  float scale[NT][2];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) scale[nt][0] = scale[nt][1] = p.scale;
+  store_rows<D, NT>(acc, scale, dq + row0_global * D, R, g, c);
+}
+
+template <int D, int NT, int NS>
+void launch_backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                        const __nv_bfloat16* grad_out, const float* lse, const float* delta, const int32_t* selection,
+                        __nv_bfloat16* dq, const Dims& p, int64_t batch, cudaStream_t stream) {
+  const int64_t items = batch * p.Hsel * p.T;
+  const auto launch = prepare_query_major<D, NS>(sparse_backward_dq_kernel<D, NT, NS>, items);
+  sparse_backward_dq_kernel<D, NT, NS><<<launch.grid, 128, launch.smem, stream>>>(q, k, v, grad_out, lse, delta,
+                                                                                  selection, dq, p, items);
+  SSA_CUDA_CHECK_LAUNCH("sparse_backward_dq_kernel");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,7 +591,8 @@ struct BackwardArgs {
   int64_t rows_total;  // upper bound of rows; CTAs past the real end find nothing
 };
 
-template <int D, int KT>
+// kDq false (the split plan): dK and dV only; the query-major dQ kernel computes dQ.
+template <int D, int KT, bool kDq>
 __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Dims p) {
   using Smem = BackwardSmem<D, KT>;
   constexpr int KS = D / 16;        // k-steps over the head dimension
@@ -559,7 +742,7 @@ __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Di
           *reinterpret_cast<uint32_t*>(&sm.ds[i1][nt * 8 + 2 * c]) = pack_bf16(dp[nt][2], dp[nt][3]);
         }
         // dQ = scale * dS K, reduced into the float32 accumulator.
-        {
+        if constexpr (kDq) {
           float dq[ND][4];
 #pragma unroll
           for (int nt = 0; nt < ND; ++nt) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.f;
@@ -887,10 +1070,10 @@ void launch_forward_keys(const KeysArgs& args, const Dims& p, int64_t ctas, cuda
   SSA_CUDA_CHECK_LAUNCH("sparse_forward_keys_kernel<sum>");
 }
 
-template <int D, int KT>
+template <int D, int KT, bool kDq>
 void launch_backward(const BackwardArgs& args, const Dims& p, cudaStream_t stream) {
   const size_t smem = sizeof(BackwardSmem<D, KT>);
-  auto kernel = sparse_backward_kernel<D, KT>;
+  auto kernel = sparse_backward_kernel<D, KT, kDq>;
   SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const int64_t per_cta = kTileRows * kTilesPerCta;
   const int64_t grid = (args.rows_total + per_cta - 1) / per_cta;
@@ -899,8 +1082,9 @@ void launch_backward(const BackwardArgs& args, const Dims& p, cudaStream_t strea
   SSA_CUDA_CHECK_LAUNCH("sparse_backward_kernel");
 }
 
-// Workspace of the key-major passes: float32 accumulators, per-row scalars and the inverted
-// selection (counts, offsets, entries, each CTA's first segment, scan scratch).
+// Workspace of the key-major passes: float32 accumulators (the output or dQ; dK and dV), per-row
+// scalars and the inverted selection (counts, offsets, entries, each CTA's first segment, scan
+// scratch).
 struct Layout {
   size_t acc, dk, dv, row_a, row_b, counts, offsets, entries, cta_segment, scan, total;
   size_t scan_bytes;
@@ -910,7 +1094,10 @@ struct Layout {
 
 size_t align_up(size_t x) { return (x + 255) / 256 * 256; }
 
-Layout make_layout(const SparseAttentionShape& s, bool backward) {
+enum class Pass { kForward, kBackwardFused, kBackwardSplit };
+
+Layout make_layout(const SparseAttentionShape& s, Pass pass) {
+  const bool backward = pass != Pass::kForward;
   const Segments seg = make_segments(s);
   Layout l{};
   l.entries_max = s.batch * s.length * s.selection_heads * s.slots;
@@ -925,7 +1112,7 @@ Layout make_layout(const SparseAttentionShape& s, bool backward) {
     return here;
   };
   const size_t rows = static_cast<size_t>(s.batch * s.length * s.q_heads);
-  l.acc = take(sizeof(float) * rows * s.head_dim);
+  if (pass != Pass::kBackwardSplit) l.acc = take(sizeof(float) * rows * s.head_dim);
   if (backward) {
     l.dk = take(sizeof(float) * s.batch * s.length * s.kv_heads * s.head_dim);
     l.dv = take(sizeof(float) * s.batch * s.length * s.kv_heads * s.head_dim);
@@ -1012,7 +1199,7 @@ ForwardPlan choose_forward_plan(const SparseAttentionShape& s) {
 size_t sparse_attention_forward_workspace_bytes(const SparseAttentionShape& shape, ForwardPlan plan) {
   check_sparse_attention_shape(shape);
   if (plan == ForwardPlan::kAuto) plan = choose_forward_plan(shape);
-  return plan == ForwardPlan::kKeyMajor ? make_layout(shape, false).total : 0;
+  return plan == ForwardPlan::kKeyMajor ? make_layout(shape, Pass::kForward).total : 0;
 }
 
 void sparse_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
@@ -1024,18 +1211,14 @@ void sparse_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, co
   p.document_start = document_start;
   if (plan == ForwardPlan::kAuto) plan = choose_forward_plan(shape);
   if (plan == ForwardPlan::kQueryMajor) {
-    const bool two_tiles = p.R > 8;
-    if (p.D == 64) {
-      if (two_tiles) launch_forward<64, 2, 4>(q, k, v, selection, out, lse, p, shape.batch, stream);
-      else launch_forward<64, 1, 4>(q, k, v, selection, out, lse, p, shape.batch, stream);
-    } else {
-      if (two_tiles) launch_forward<128, 2, 3>(q, k, v, selection, out, lse, p, shape.batch, stream);
-      else launch_forward<128, 1, 3>(q, k, v, selection, out, lse, p, shape.batch, stream);
-    }
+    with_query_major_instance(p, [&](auto d, auto nt, auto ns) {
+      launch_forward<decltype(d)::value, decltype(nt)::value, decltype(ns)::value>(q, k, v, selection, out, lse, p,
+                                                                                   shape.batch, stream);
+    });
     return;
   }
   if (workspace == nullptr) fail("the key-major forward needs its workspace");
-  const Layout layout = make_layout(shape, false);
+  const Layout layout = make_layout(shape, Pass::kForward);
   auto* base = static_cast<unsigned char*>(workspace);
   const int64_t rows = shape.batch * shape.length * shape.q_heads;
   float* acc = reinterpret_cast<float*>(base + layout.acc);
@@ -1073,30 +1256,45 @@ void sparse_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, co
   SSA_CUDA_CHECK_LAUNCH("finalize_kernel");
 }
 
-size_t sparse_attention_backward_workspace_bytes(const SparseAttentionShape& shape) {
+BackwardPlan choose_backward_plan(const SparseAttentionShape& s) {
+  // The fused plan's dQ reductions cost per gathered row (a float32 row per query head through
+  // red.global), the split plan's dQ kernel per selected block (its K and V, whatever R). On an
+  // H100 (2026-11-28, D 64, Bs 16, 8k x 4, ncu): the fused kernel less the one without dQ took
+  // 1.5 ms for 16.8M rows, the dQ kernel 0.9 ms for 1M (R 16) and 3.2 ms for 4M (R 4) selection
+  // entries, so the two meet near R = 8.5 at Bs 16; the dQ kernel's loads grow with Bs. At R 16
+  // the whole backward took 2.8 ms split against 3.7 ms fused at Bs 16, 6.3 ms against 4.7 ms at
+  // Bs 64.
+  const int64_t R = s.q_heads / s.selection_heads;
+  return 2 * R > s.block_size ? BackwardPlan::kSplit : BackwardPlan::kFused;
+}
+
+size_t sparse_attention_backward_workspace_bytes(const SparseAttentionShape& shape, BackwardPlan plan) {
   check_sparse_attention_shape(shape);
-  return make_layout(shape, true).total;
+  if (plan == BackwardPlan::kAuto) plan = choose_backward_plan(shape);
+  return make_layout(shape, plan == BackwardPlan::kSplit ? Pass::kBackwardSplit : Pass::kBackwardFused).total;
 }
 
 void sparse_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                const __nv_bfloat16* out, const __nv_bfloat16* grad_out, const float* lse,
                                const int32_t* selection, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
                                void* workspace, const SparseAttentionShape& shape, cudaStream_t stream,
-                               const int32_t* document_start) {
+                               BackwardPlan plan, const int32_t* document_start) {
   check_sparse_attention_shape(shape);
+  if (plan == BackwardPlan::kAuto) plan = choose_backward_plan(shape);
+  const bool split = plan == BackwardPlan::kSplit;
   Dims p = make_dims(shape);
   p.document_start = document_start;
   const Segments seg = make_segments(shape);
-  const Layout layout = make_layout(shape, true);
+  const Layout layout = make_layout(shape, split ? Pass::kBackwardSplit : Pass::kBackwardFused);
   auto* base = static_cast<unsigned char*>(workspace);
-  float* dq_acc = reinterpret_cast<float*>(base + layout.acc);
+  float* dq_acc = split ? nullptr : reinterpret_cast<float*>(base + layout.acc);
   float* dk_acc = reinterpret_cast<float*>(base + layout.dk);
   float* dv_acc = reinterpret_cast<float*>(base + layout.dv);
   float* delta = reinterpret_cast<float*>(base + layout.row_a);
 
   const int64_t q_elems = shape.batch * shape.length * shape.q_heads * shape.head_dim;
   const int64_t kv_elems = shape.batch * shape.length * shape.kv_heads * shape.head_dim;
-  SSA_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, sizeof(float) * q_elems, stream));
+  if (!split) SSA_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, sizeof(float) * q_elems, stream));
   SSA_CUDA_CHECK(cudaMemsetAsync(dk_acc, 0, sizeof(float) * kv_elems, stream));
   SSA_CUDA_CHECK(cudaMemsetAsync(dv_acc, 0, sizeof(float) * kv_elems, stream));
   const Index index = build_index(selection, base, layout, p, shape, stream);
@@ -1104,6 +1302,13 @@ void sparse_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, c
   const int64_t rows = shape.batch * shape.length * shape.q_heads;
   delta_kernel<<<static_cast<unsigned>((rows * 8 + 255) / 256), 256, 0, stream>>>(out, grad_out, delta, rows, p.D);
   SSA_CUDA_CHECK_LAUNCH("delta_kernel");
+
+  if (split) {
+    with_query_major_instance(p, [&](auto d, auto nt, auto ns) {
+      launch_backward_dq<decltype(d)::value, decltype(nt)::value, decltype(ns)::value>(
+          q, k, v, grad_out, lse, delta, selection, dq, p, shape.batch, stream);
+    });
+  }
 
   BackwardArgs args{};
   args.q = q;
@@ -1122,14 +1327,19 @@ void sparse_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, c
   args.query_chunk = seg.query_chunk;
   args.chunks = seg.chunks;
   args.rows_total = layout.entries_max * p.R;
-  if (p.D == 64) {
-    if (p.Bs >= 64) launch_backward<64, 64>(args, p, stream);
-    else if (p.Bs == 32) launch_backward<64, 32>(args, p, stream);
-    else launch_backward<64, 16>(args, p, stream);
-  } else {
-    if (p.Bs >= 32) launch_backward<128, 32>(args, p, stream);
-    else launch_backward<128, 16>(args, p, stream);
-  }
+  auto key_major = [&](auto dq_flag) {
+    constexpr bool kDq = decltype(dq_flag)::value;
+    if (p.D == 64) {
+      if (p.Bs >= 64) launch_backward<64, 64, kDq>(args, p, stream);
+      else if (p.Bs == 32) launch_backward<64, 32, kDq>(args, p, stream);
+      else launch_backward<64, 16, kDq>(args, p, stream);
+    } else {
+      if (p.Bs >= 32) launch_backward<128, 32, kDq>(args, p, stream);
+      else launch_backward<128, 16, kDq>(args, p, stream);
+    }
+  };
+  if (split) key_major(std::false_type{});
+  else key_major(std::true_type{});
 
   auto convert = [&](const float* src, __nv_bfloat16* dst, int64_t n) {
     const int64_t n4 = n / 4;  // D is a multiple of 64, so n is a multiple of 4
@@ -1137,7 +1347,7 @@ void sparse_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, c
     to_bf16_kernel<<<grid, 256, 0, stream>>>(src, dst, n4);
     SSA_CUDA_CHECK_LAUNCH("to_bf16_kernel");
   };
-  convert(dq_acc, dq, q_elems);
+  if (!split) convert(dq_acc, dq, q_elems);
   convert(dk_acc, dk, kv_elems);
   convert(dv_acc, dv, kv_elems);
 }

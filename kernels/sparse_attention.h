@@ -10,8 +10,11 @@
 // Query-major wins when few query heads share a selection relative to the block size
 // (choose_forward_plan).
 //
-// Backward (key-major): as the key-major forward, so dK and dV accumulate in registers across
-// hundreds of rows, and dQ is reduced into a float32 buffer.
+// Backward, two plans. dK and dV are always key-major, as the key-major forward: they accumulate
+// in registers across hundreds of gathered rows. Fused: the same kernel reduces each row's dQ
+// into a float32 buffer. Split: a query-major kernel (the forward's walk) computes dQ in registers
+// and writes it once; it pays when many query heads share a selection relative to the block size
+// (choose_backward_plan).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -34,12 +37,14 @@ struct SparseAttentionShape {
 };
 
 enum class ForwardPlan { kAuto, kQueryMajor, kKeyMajor };
+enum class BackwardPlan { kAuto, kFused, kSplit };
 
 // Throws std::invalid_argument naming the first unsupported property, if any.
 void check_sparse_attention_shape(const SparseAttentionShape& shape);
 
-// The plan kAuto resolves to for this shape.
+// The plans kAuto resolves to for this shape.
 ForwardPlan choose_forward_plan(const SparseAttentionShape& shape);
+BackwardPlan choose_backward_plan(const SparseAttentionShape& shape);
 
 // Device workspace of the forward in bytes (0 when the plan resolves to query-major).
 size_t sparse_attention_forward_workspace_bytes(const SparseAttentionShape& shape,
@@ -58,16 +63,17 @@ void sparse_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, co
 
 // Device workspace of the backward (float32 gradient accumulators, the inverted selection, scan
 // scratch), in bytes.
-size_t sparse_attention_backward_workspace_bytes(const SparseAttentionShape& shape);
+size_t sparse_attention_backward_workspace_bytes(const SparseAttentionShape& shape,
+                                                 BackwardPlan plan = BackwardPlan::kAuto);
 
 // Gradients of sparse_attention_forward: grad_out [B, T, Hq, D] bf16 in; dq [B, T, Hq, D], dk and
 // dv [B, T, Hkv, D] bf16 out. `out` and `lse` are the forward's results. `workspace` holds
-// sparse_attention_backward_workspace_bytes(shape) bytes, 256-byte aligned. `document_start` as
-// given to the forward.
+// sparse_attention_backward_workspace_bytes(shape, plan) bytes, 256-byte aligned. `document_start`
+// as given to the forward.
 void sparse_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                const __nv_bfloat16* out, const __nv_bfloat16* grad_out, const float* lse,
                                const int32_t* selection, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
                                void* workspace, const SparseAttentionShape& shape, cudaStream_t stream,
-                               const int32_t* document_start = nullptr);
+                               BackwardPlan plan = BackwardPlan::kAuto, const int32_t* document_start = nullptr);
 
 }  // namespace ssa::kernels

@@ -18,7 +18,8 @@
 #                    and the eager kernel sets; paper-32k = the paper's 1B at 32k with every layer
 #                    checkpointed, fused kernels; each run limited to SSA_BENCHSTEP_TIMEOUT seconds
 #                    (default 300); SSA_BENCHSTEP_KERNELS replaces the 8k runs' kernel sets
-#                    (default fused,eager)
+#                    (default fused,eager); SSA_BENCHSTEP_ARGS adds arguments to every run (e.g.
+#                    "--steps 10")
 #                    queue = the one-GPU jobs of the files SSA_GPU_QUEUES (scripts/gpu/queues/),
 #                    spread over every GPU by scripts/gpu/gpu-queue.sh; resumable: repeat the round
 #                    until the queue is done (state in runs/gpu-queue, outputs in runs/gpu-results)
@@ -197,7 +198,9 @@ if [[ $status -eq 0 && " $steps " == *" benchstep "* ]]; then
       *) log "benchstep: unknown run '$label'"; status=1; continue ;;
     esac
     log "training-step benchmark $label"
+    # shellcheck disable=SC2086
     timeout "${SSA_BENCHSTEP_TIMEOUT:-300}" "$build/ssa" bench step "${args[@]}" --method full,sparse,ssa \
+      ${SSA_BENCHSTEP_ARGS:-} \
       --out "$out/bench-step-$label.json" > "$out/bench-step-$label.md" 2>&1 || status=1
     cat "$out/bench-step-$label.md"
   done
@@ -298,14 +301,15 @@ if [[ ${SSA_GPU_PROFILE:-0} == 1 ]]; then
   ncu_bin=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [[ -n $ncu_bin ]]; then
     log "profiling with $ncu_bin"
-    for kernel in block_select_kernel sparse_forward_kernel sparse_forward_keys_kernel sparse_backward_kernel; do
+    for kernel in block_select_kernel sparse_forward_kernel sparse_forward_keys_kernel sparse_backward_kernel \
+        sparse_backward_dq_kernel; do
       count=1
       [[ $kernel == sparse_forward_keys_kernel ]] && count=2
       # shellcheck disable=SC2086
       timeout 150 "$ncu_bin" -k "regex:$kernel" -c $count --section SpeedOfLight --section Occupancy \
         --section LaunchStats --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
         --section MemoryWorkloadAnalysis "${bench[@]}" --out /tmp/profile-bench.json \
-        ${SSA_PROFILE_ARGS:---lengths 32768 --kv-heads 8 --budgets 16x16 --dense 0 --repeats 1 --warmup 1} \
+        ${SSA_PROFILE_ARGS:---lengths 32768 --kv-heads 8 --block-sizes 16 --topks 16 --no-dense --repeats 1 --warmup 1} \
         >> "$out/profile.txt" 2>&1
     done
     grep -E "^  [a-z_]+kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Warp Cycles Per Issued|No Eligible|Theoretical Occupancy|Executed Ipc A" \

@@ -82,7 +82,8 @@ struct SparseAttentionFunction : public torch::autograd::Function<SparseAttentio
     const SparseSpec spec{ctx->saved_data["block_size"].toInt(), ctx->saved_data["topk"].toInt(),
                           ctx->saved_data["group"].toBool() ? Selection::kGroup : Selection::kHead};
     auto [dq, dk, dv] = sparse_attention_cuda_backward(saved[0], saved[1], saved[2], saved[3], saved[4], grads[0],
-                                                       spec, saved[5], starts_or_undefined(saved[6]));
+                                                       spec, saved[5], SparseBackwardPlan::kAuto,
+                                                       starts_or_undefined(saved[6]));
     return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
@@ -159,7 +160,7 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_attention_cuda_forward(const tor
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> sparse_attention_cuda_backward(
     const torch::Tensor& q_in, const torch::Tensor& k_in, const torch::Tensor& v_in, const torch::Tensor& out_in,
     const torch::Tensor& lse_in, const torch::Tensor& grad_out_in, const SparseSpec& spec,
-    const torch::Tensor& selection_in, const torch::Tensor& document_starts) {
+    const torch::Tensor& selection_in, SparseBackwardPlan plan, const torch::Tensor& document_starts) {
   check_tensors(q_in, k_in, v_in, spec, selection_in);
   check_document_starts(document_starts, q_in);
   require(out_in.sizes().equals(q_in.sizes()) && grad_out_in.sizes().equals(q_in.sizes()),
@@ -173,12 +174,16 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> sparse_attention_cuda_ba
   const auto starts = document_starts.defined() ? document_starts.contiguous() : torch::Tensor();
   const auto shape = attention_shape(q, k, spec, selection);
   auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
-  auto workspace = torch::empty({static_cast<int64_t>(kernels::sparse_attention_backward_workspace_bytes(shape))},
-                                q.options().dtype(torch::kUInt8));
+  const auto kernel_plan = plan == SparseBackwardPlan::kFused   ? kernels::BackwardPlan::kFused
+                           : plan == SparseBackwardPlan::kSplit ? kernels::BackwardPlan::kSplit
+                                                                : kernels::BackwardPlan::kAuto;
+  auto workspace =
+      torch::empty({static_cast<int64_t>(kernels::sparse_attention_backward_workspace_bytes(shape, kernel_plan))},
+                   q.options().dtype(torch::kUInt8));
   kernels::sparse_attention_backward(bf16_data(q), bf16_data(k), bf16_data(v), bf16_data(out), bf16_data(grad_out),
                                      lse.data_ptr<float>(), selection.data_ptr<int32_t>(), bf16_data(dq),
                                      bf16_data(dk), bf16_data(dv), workspace.data_ptr(), shape,
-                                     at::cuda::getCurrentCUDAStream().stream(), starts_data(starts));
+                                     at::cuda::getCurrentCUDAStream().stream(), kernel_plan, starts_data(starts));
   return {dq, dk, dv};
 }
 

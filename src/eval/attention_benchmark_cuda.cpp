@@ -169,8 +169,9 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
              props->name, report["date"].get<std::string>(), compat::torch_version(), o.tokens, o.repeats);
   fmt::print(
       "| T | B | heads q/kv | kernel | budget | fwd ms | fwd+bwd ms | routing % | useful TFLOP/s fwd / f+b | "
-      "speedup vs cuDNN fwd / f+b | peak MiB | attention fwd ms, query- / key-major |\n");
-  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "speedup vs cuDNN fwd / f+b | peak MiB | attention fwd ms, query- / key-major | attention bwd ms, fused / "
+      "split |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   const auto options = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
   const attention::Selection selection = attention::parse_selection(o.selection);
 
@@ -215,7 +216,7 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
           r["sdpa_default_backend"] = default_backend;
           if (backend == "none") {
             r["error"] = "SDPA has no kernel for this shape";
-            fmt::print("| {} | {} | {} | {} | dense | n/a | n/a | | | | | |\n", T, B, heads, kernel);
+            fmt::print("| {} | {} | {} | {} | dense | n/a | n/a | | | | | | |\n", T, B, heads, kernel);
             rows.push_back(r);
             continue;
           }
@@ -227,7 +228,7 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
           r["tflops_fwdbwd"] = 3.5 * dense_flops / (t.fwdbwd_ms * 1e9);
           r["peak_mib"] = t.peak_mib;
           rows.push_back(r);
-          fmt::print("| {} | {} | {} | {} ({}) | dense | {:.3f} | {:.3f} | | {:.0f} / {:.0f} | {} | {:.0f} | |\n", T, B,
+          fmt::print("| {} | {} | {} | {} ({}) | dense | {:.3f} | {:.3f} | | {:.0f} / {:.0f} | {} | {:.0f} | | |\n", T, B,
                      heads, kernel, backend, t.fwd_ms, t.fwdbwd_ms, r["tflops_fwd"].get<double>(),
                      r["tflops_fwdbwd"].get<double>(),
                      cudnn && only != SdpBackendScope::Only::kCudnn
@@ -237,7 +238,7 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
         }
       }
 #else
-      if (o.dense) fmt::print("| {} | {} | {} | dense | | needs LibTorch >= 2.5 | | | | | | |\n", T, B, heads);
+      if (o.dense) fmt::print("| {} | {} | {} | dense | | needs LibTorch >= 2.5 | | | | | | | |\n", T, B, heads);
 #endif
 
       for (size_t budget = 0; budget < o.block_sizes.size(); ++budget) {
@@ -250,7 +251,7 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
         if (!attention::sparse_attention_cuda_supports(x.q, x.k, spec)) {
           r["error"] = "unsupported by the kernels";
           rows.push_back(r);
-          fmt::print("| {} | {} | {} | ours | {} | unsupported | | | | | | |\n", T, B, heads, budget_name);
+          fmt::print("| {} | {} | {} | ours | {} | unsupported | | | | | | | |\n", T, B, heads, budget_name);
           continue;
         }
         const double routing_ms = median_ms(
@@ -264,6 +265,23 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
         };
         const double query_major_ms = plan_ms(attention::SparseForwardPlan::kQueryMajor);
         const double key_major_ms = plan_ms(attention::SparseForwardPlan::kKeyMajor);
+        // The backward alone under each plan, from the forward's output (freed before the peak
+        // memory measurement below).
+        double fused_backward_ms = 0, split_backward_ms = 0;
+        {
+          const auto [out, lse] =
+              attention::sparse_attention_cuda_forward(x.q.detach(), x.k.detach(), x.v.detach(), spec, selected);
+          auto backward_ms = [&, &out = out, &lse = lse](attention::SparseBackwardPlan plan) {
+            return median_ms(
+                [&] {
+                  attention::sparse_attention_cuda_backward(x.q.detach(), x.k.detach(), x.v.detach(), out, lse,
+                                                            x.grad_out, spec, selected, plan);
+                },
+                o.warmup, o.repeats);
+          };
+          fused_backward_ms = backward_ms(attention::SparseBackwardPlan::kFused);
+          split_backward_ms = backward_ms(attention::SparseBackwardPlan::kSplit);
+        }
         const Timing t = time_pair(
             [&] { return attention::sparse_attention_cuda(x.q, x.k, x.v, spec, attention::select_blocks_cuda(x.q, x.k, spec)); },
             x, o.warmup, o.repeats);
@@ -271,6 +289,8 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
         r["routing_ms"] = routing_ms;
         r["attention_fwd_query_major_ms"] = query_major_ms;
         r["attention_fwd_key_major_ms"] = key_major_ms;
+        r["attention_bwd_fused_ms"] = fused_backward_ms;
+        r["attention_bwd_split_ms"] = split_backward_ms;
         r["fwd_ms"] = t.fwd_ms;
         r["fwdbwd_ms"] = t.fwdbwd_ms;
         r["routing_share"] = routing_ms / t.fwdbwd_ms;
@@ -285,10 +305,12 @@ void run_attention_benchmark(const AttentionBenchmarkOptions& o) {
           speedup = fmt::format("{:.2f} / {:.2f}", r["speedup_fwd"].get<double>(), r["speedup_fwdbwd"].get<double>());
         }
         rows.push_back(r);
-        fmt::print("| {} | {} | {} | ours | {} | {:.3f} | {:.3f} | {:.0f} | {:.0f} / {:.0f} | {} | {:.0f} | {:.3f} / {:.3f} |\n",
-                   T, B, heads, budget_name, t.fwd_ms, t.fwdbwd_ms, 100.0 * routing_ms / t.fwdbwd_ms,
-                   r["useful_tflops_fwd"].get<double>(), r["useful_tflops_fwdbwd"].get<double>(), speedup, t.peak_mib,
-                   query_major_ms, key_major_ms);
+        fmt::print(
+            "| {} | {} | {} | ours | {} | {:.3f} | {:.3f} | {:.0f} | {:.0f} / {:.0f} | {} | {:.0f} | {:.3f} / {:.3f} | "
+            "{:.3f} / {:.3f} |\n",
+            T, B, heads, budget_name, t.fwd_ms, t.fwdbwd_ms, 100.0 * routing_ms / t.fwdbwd_ms,
+            r["useful_tflops_fwd"].get<double>(), r["useful_tflops_fwdbwd"].get<double>(), speedup, t.peak_mib,
+            query_major_ms, key_major_ms, fused_backward_ms, split_backward_ms);
       }
       std::fflush(stdout);
     }

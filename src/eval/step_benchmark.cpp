@@ -204,6 +204,7 @@ std::vector<train::MicroBatch> synthetic_batches(const config::Config& c, int64_
 struct TrainedSteps {
   double step_seconds = 0;
   double forward_backward_seconds = 0;
+  std::vector<double> each_step_seconds, each_forward_backward_seconds;
   int64_t peak_memory_bytes = 0;
   double last_loss = 0;
   int64_t skipped_steps = 0;
@@ -235,7 +236,9 @@ TrainedSteps train_steps(const Setup& s, const std::vector<train::MicroBatch>& b
     const auto start = Clock::now();
     const auto result = step();
     train::synchronize(s.device);
-    trained.step_seconds += seconds_since(start);
+    trained.each_step_seconds.push_back(seconds_since(start));
+    trained.each_forward_backward_seconds.push_back(result.forward_backward_seconds);
+    trained.step_seconds += trained.each_step_seconds.back();
     trained.forward_backward_seconds += result.forward_backward_seconds;
     trained.last_loss = result.loss;
     trained.skipped_steps += result.skipped ? 1 : 0;
@@ -345,6 +348,8 @@ StepBenchmarkReport run_step_benchmark(const config::Config& config, const StepB
     r.kernels = kernels;
     r.step_seconds = trained.step_seconds;
     r.forward_backward_seconds = trained.forward_backward_seconds;
+    r.each_step_seconds = trained.each_step_seconds;
+    r.each_forward_backward_seconds = trained.each_forward_backward_seconds;
     r.tokens_per_second = static_cast<double>(report.tokens_per_step) / trained.step_seconds;
     r.flops_per_token = train::training_flops_per_token(ms.config);
     if (peak_flops) r.mfu = r.flops_per_token * r.tokens_per_second / *peak_flops;
@@ -429,6 +434,8 @@ std::string step_benchmark_json(const StepBenchmarkReport& report) {
     m["flops_per_token"] = r.flops_per_token;
     m["step_seconds"] = r.step_seconds;
     m["forward_backward_seconds"] = r.forward_backward_seconds;
+    m["each_step_seconds"] = r.each_step_seconds;
+    m["each_forward_backward_seconds"] = r.each_forward_backward_seconds;
     m["split_seconds"] = {{"attention", r.split.attention},
                           {"matmul", r.split.matmul},
                           {"elementwise", r.split.elementwise},

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "ssa/io/atomic_file.h"
@@ -38,6 +39,17 @@ void expect_valid_results(const nlohmann::json& report, const std::vector<std::s
       sum += seconds;
     }
     EXPECT_NEAR(sum, step, 1e-6 * step + 1e-9) << r.dump(2);
+    const auto each_step = r["each_step_seconds"].get<std::vector<double>>();
+    const auto each_forward_backward = r["each_forward_backward_seconds"].get<std::vector<double>>();
+    ASSERT_EQ(each_step.size(), static_cast<size_t>(report["steps"])) << "one time per timed step";
+    ASSERT_EQ(each_forward_backward.size(), each_step.size());
+    double each_sum = 0;
+    for (size_t k = 0; k < each_step.size(); ++k) {
+      EXPECT_GT(each_step[k], 0);
+      EXPECT_LE(each_forward_backward[k], each_step[k]) << "step " << k;
+      each_sum += each_step[k];
+    }
+    EXPECT_NEAR(each_sum / static_cast<double>(each_step.size()), step, 1e-9 + 1e-9 * step) << "the mean of the steps";
     EXPECT_GT(static_cast<double>(r["split_seconds"]["attention"]), 0);
     EXPECT_GT(static_cast<double>(r["split_seconds"]["matmul"]), 0);
     EXPECT_GT(static_cast<int64_t>(r["peak_memory_bytes"]), 0);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "block_select.h"
+#include "sparse_attention.h"
 #include "ssa/attention/attention_spec.h"
 #include "ssa/compat/kernel_arguments.h"
 #include "ssa/compat/torch_compat.h"
@@ -40,6 +41,21 @@ struct KernelCase {
 };
 
 inline void PrintTo(const KernelCase& c, std::ostream* os) { *os << c.name(); }
+
+// The plan pairs every sparse-attention kernel test runs: each forward plan with each backward plan.
+struct KernelPlans {
+  kernels::ForwardPlan forward;
+  kernels::BackwardPlan backward;
+  const char* name;
+};
+inline const std::vector<KernelPlans>& every_kernel_plan() {
+  static const std::vector<KernelPlans> plans{
+      {kernels::ForwardPlan::kQueryMajor, kernels::BackwardPlan::kFused, "query-major forward, fused backward"},
+      {kernels::ForwardPlan::kQueryMajor, kernels::BackwardPlan::kSplit, "query-major forward, split backward"},
+      {kernels::ForwardPlan::kKeyMajor, kernels::BackwardPlan::kFused, "key-major forward, fused backward"},
+      {kernels::ForwardPlan::kKeyMajor, kernels::BackwardPlan::kSplit, "key-major forward, split backward"}};
+  return plans;
+}
 
 // A fresh seed per call (printed by the caller on failure), so every run draws new inputs.
 inline uint64_t fresh_seed() {

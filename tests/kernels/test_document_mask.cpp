@@ -1,5 +1,5 @@
 // Document masking on CUDA (attention/document_mask.h): the routing kernel, the sparse attention
-// kernels (both forward plans and the backward, on poisoned outputs), the autograd binding and
+// kernels (every forward and backward plan, on poisoned outputs), the autograd binding and
 // full attention, against the ATen reference path in float32 on fresh random inputs; and a packed
 // row against its documents run alone.
 #include <ATen/cuda/CUDAContext.h>
@@ -144,20 +144,20 @@ TEST_P(DocumentMaskKernelTest, AttentionKernelsMatchTheReference) {
     };
     const double nan = std::numeric_limits<double>::quiet_NaN();
     const int32_t* document_start = starts_cuda.data_ptr<int32_t>();
-    for (const auto plan : {kernels::ForwardPlan::kQueryMajor, kernels::ForwardPlan::kKeyMajor}) {
-      SCOPED_TRACE(plan == kernels::ForwardPlan::kQueryMajor ? "query-major forward" : "key-major forward");
+    for (const auto& plans : every_kernel_plan()) {
+      SCOPED_TRACE(plans.name);
       auto out = torch::full_like(in.q, nan);
       auto lse = torch::full({c.batch, c.length, c.q_heads}, nan, in.q.options().dtype(torch::kFloat32));
-      auto forward_workspace = bytes(kernels::sparse_attention_forward_workspace_bytes(shape, plan));
+      auto forward_workspace = bytes(kernels::sparse_attention_forward_workspace_bytes(shape, plans.forward));
       kernels::sparse_attention_forward(bf16_data(in.q), bf16_data(in.k), bf16_data(in.v), selection.data_ptr<int32_t>(),
                                         bf16_data(out), lse.data_ptr<float>(), forward_workspace.data_ptr(), shape,
-                                        stream, plan, document_start);
+                                        stream, plans.forward, document_start);
       auto dq = torch::full_like(in.q, nan), dk = torch::full_like(in.k, nan), dv = torch::full_like(in.v, nan);
-      auto workspace = bytes(kernels::sparse_attention_backward_workspace_bytes(shape));
+      auto workspace = bytes(kernels::sparse_attention_backward_workspace_bytes(shape, plans.backward));
       kernels::sparse_attention_backward(bf16_data(in.q), bf16_data(in.k), bf16_data(in.v), bf16_data(out), bf16_data(in.grad_out),
                                          lse.data_ptr<float>(), selection.data_ptr<int32_t>(), bf16_data(dq),
                                          bf16_data(dk), bf16_data(dv), workspace.data_ptr(), shape, stream,
-                                         document_start);
+                                         plans.backward, document_start);
       torch::cuda::synchronize();
       EXPECT_TRUE(all_finite(out)) << "out has unwritten or NaN elements";
       EXPECT_TRUE(all_finite(lse)) << "lse has unwritten or NaN elements";

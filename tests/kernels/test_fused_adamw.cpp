@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -118,15 +119,28 @@ void expect_same_updates(const std::string& what, const model::NamedTensors& got
   }
 }
 
-TEST(FusedAdamW, MatchesPerTensorUpdateOnGpuAndCpuOverSixSteps) {
-  SSA_REQUIRE_CUDA();
+// Every test: a GPU, LibTorch 2.0 (at::_fused_adamw_), and a fresh seed for torch and `rng`,
+// named in every failure.
+class FusedAdamW : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SSA_REQUIRE_CUDA();
 #if !SSA_TORCH_AT_LEAST(2, 0)
-  GTEST_SKIP() << "at::_fused_adamw_ needs LibTorch 2.0";
+    GTEST_SKIP() << "at::_fused_adamw_ needs LibTorch 2.0";
 #endif
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  torch::manual_seed(seed);
-  std::mt19937_64 rng(seed);
+    const uint64_t seed = fresh_seed();
+    seed_trace_ = std::make_unique<::testing::ScopedTrace>(__FILE__, __LINE__, "seed " + std::to_string(seed));
+    torch::manual_seed(seed);
+    rng.seed(seed);
+  }
+
+  std::mt19937_64 rng;
+
+ private:
+  std::unique_ptr<::testing::ScopedTrace> seed_trace_;
+};
+
+TEST_F(FusedAdamW, MatchesPerTensorUpdateOnGpuAndCpuOverSixSteps) {
   const auto start = initial_values();
   const auto decay = decay_flags();
 
@@ -162,14 +176,7 @@ TEST(FusedAdamW, MatchesPerTensorUpdateOnGpuAndCpuOverSixSteps) {
   EXPECT_EQ(cpu.steps(), fused.steps());
 }
 
-TEST(FusedAdamW, RestoredStateContinuesBitForBit) {
-  SSA_REQUIRE_CUDA();
-#if !SSA_TORCH_AT_LEAST(2, 0)
-  GTEST_SKIP() << "at::_fused_adamw_ needs LibTorch 2.0";
-#endif
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  torch::manual_seed(seed);
+TEST_F(FusedAdamW, RestoredStateContinuesBitForBit) {
   const auto decay = decay_flags();
   auto first_p = parameters_on(initial_values(), torch::kCUDA);
   train::AdamW first(first_p, decay, kFused);

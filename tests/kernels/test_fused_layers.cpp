@@ -616,6 +616,10 @@ TEST(FusedOutputGate, InputsTheKernelsCannotTakeGoThroughTheReference) {
   // float32, and a gate of neither shape.
   EXPECT_FALSE(model::output_gate_cuda_supports(o.to(torch::kFloat32), g.to(torch::kFloat32)));
   EXPECT_FALSE(model::output_gate_cuda_supports(o.narrow(3, 0, 16), g.narrow(2, 0, 3)));
+  // A zero-width head dimension (element-wise): no rows to count, the reference's empty result.
+  const auto empty_o = o.narrow(3, 0, 0), empty_g = o.narrow(3, 0, 0);
+  EXPECT_FALSE(model::output_gate_cuda_supports(empty_o, empty_g));
+  EXPECT_EQ(model::output_gate(empty_o, empty_g, true).sizes(), empty_o.sizes());
   kernels::OutputGateShape shape;
   shape.rows = 4;
   shape.head_dim = 24;

@@ -34,9 +34,9 @@ struct KernelResults {
 };
 
 // Runs the raw launchers on outputs filled with NaN, so an element left unwritten fails: the
-// forward with `plan`, the backward from that forward's output.
+// forward and the backward (from that forward's output) with `plans`.
 KernelResults run_kernels(const KernelCase& c, const Inputs& in, const torch::Tensor& selection,
-                          kernels::ForwardPlan plan) {
+                          const KernelPlans& plans) {
   const auto shape = shape_of(c, selection);
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -45,17 +45,18 @@ KernelResults run_kernels(const KernelCase& c, const Inputs& in, const torch::Te
   KernelResults r;
   r.out = torch::full_like(in.q, nan);
   r.lse = torch::full({c.batch, c.length, c.q_heads}, nan, in.q.options().dtype(torch::kFloat32));
-  auto forward_workspace = bytes(kernels::sparse_attention_forward_workspace_bytes(shape, plan));
+  auto forward_workspace = bytes(kernels::sparse_attention_forward_workspace_bytes(shape, plans.forward));
   kernels::sparse_attention_forward(bf16_data(in.q), bf16_data(in.k), bf16_data(in.v), selection.data_ptr<int32_t>(),
                                     bf16_data(r.out), r.lse.data_ptr<float>(), forward_workspace.data_ptr(), shape,
-                                    stream, plan);
+                                    stream, plans.forward);
   r.dq = torch::full_like(in.q, nan);
   r.dk = torch::full_like(in.k, nan);
   r.dv = torch::full_like(in.v, nan);
-  auto workspace = bytes(kernels::sparse_attention_backward_workspace_bytes(shape));
+  auto workspace = bytes(kernels::sparse_attention_backward_workspace_bytes(shape, plans.backward));
   kernels::sparse_attention_backward(bf16_data(in.q), bf16_data(in.k), bf16_data(in.v), bf16_data(r.out), bf16_data(in.grad_out),
                                      r.lse.data_ptr<float>(), selection.data_ptr<int32_t>(), bf16_data(r.dq),
-                                     bf16_data(r.dk), bf16_data(r.dv), workspace.data_ptr(), shape, stream);
+                                     bf16_data(r.dk), bf16_data(r.dv), workspace.data_ptr(), shape, stream,
+                                     plans.backward);
   torch::cuda::synchronize();
   return r;
 }
@@ -213,10 +214,10 @@ TEST_P(SparseAttentionKernelTest, ForwardAndBackwardMatchFloat64Reference) {
   const bool sampled = c.length > 8192;
   Expected expected;
   if (!sampled) expected = full_reference(SparseReference(in.q, in.k, in.v, selection, c.spec()), in.grad_out);
-  for (const auto plan : {kernels::ForwardPlan::kQueryMajor, kernels::ForwardPlan::kKeyMajor}) {
-    SCOPED_TRACE(plan == kernels::ForwardPlan::kQueryMajor ? "query-major forward" : "key-major forward");
-    std::cout << "  " << (plan == kernels::ForwardPlan::kQueryMajor ? "query-major" : "key-major") << " forward\n";
-    const KernelResults r = run_kernels(c, in, selection, plan);
+  for (const auto& plans : every_kernel_plan()) {
+    SCOPED_TRACE(plans.name);
+    std::cout << "  " << plans.name << "\n";
+    const KernelResults r = run_kernels(c, in, selection, plans);
     EXPECT_TRUE(all_finite(r.out)) << "out has unwritten (NaN) elements";
     EXPECT_TRUE(all_finite(r.lse)) << "lse has unwritten (NaN) elements";
     EXPECT_TRUE(all_finite(r.dq)) << "dq has unwritten (NaN) elements";
@@ -271,7 +272,8 @@ TEST(SparseAttentionKernels, AutogradMatchesRawKernels) {
   const Inputs in = random_inputs(c, seed);
   const auto selection = attention::select_blocks_cuda(in.q, in.k, c.spec());
   const auto shape = shape_of(c, selection);
-  const KernelResults raw = run_kernels(c, in, selection, kernels::choose_forward_plan(shape));
+  const KernelResults raw = run_kernels(
+      c, in, selection, {kernels::choose_forward_plan(shape), kernels::choose_backward_plan(shape), "chosen plans"});
   auto q = in.q.clone().requires_grad_(true), k = in.k.clone().requires_grad_(true), v = in.v.clone().requires_grad_(true);
   auto out = attention::sparse_attention_cuda(q, k, v, c.spec(), selection);
   // The key-major forward reduces in float32 in a varying order; bf16 outputs may differ by an ulp.

@@ -11,9 +11,11 @@
 
 namespace ssa::attention {
 
-// How the forward kernel walks the selection (kernels/sparse_attention.h): per query row, per key
-// block, or chosen by shape.
+// How the kernels walk the selection (kernels/sparse_attention.h), or chosen by shape. Forward:
+// per query row or per key block. Backward: dQ reduced by the key-major kernel (fused) or computed
+// per query row (split).
 enum class SparseForwardPlan { kAuto, kQueryMajor, kKeyMajor };
+enum class SparseBackwardPlan { kAuto, kFused, kSplit };
 
 // True when the kernels cover this call: CUDA bf16 tensors on one device, q [B, T, Hq, D],
 // k [B, T, Hkv, D], D 64 or 128, at most 16 query heads per selection, block size 16, 32, 64 or
@@ -42,6 +44,6 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_attention_cuda_forward(
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> sparse_attention_cuda_backward(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& out,
     const torch::Tensor& lse, const torch::Tensor& grad_out, const SparseSpec& spec, const torch::Tensor& selection,
-    const torch::Tensor& document_starts = {});
+    SparseBackwardPlan plan = SparseBackwardPlan::kAuto, const torch::Tensor& document_starts = {});
 
 }  // namespace ssa::attention

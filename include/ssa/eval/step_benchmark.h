@@ -62,6 +62,8 @@ struct MethodMeasurement {
   std::string kernels;  // fused | eager
   double step_seconds = 0;              // mean wall time of a timed step
   double forward_backward_seconds = 0;  // mean
+  // Each timed step, in order: the means above hide a slow step (a host stall, a clock change).
+  std::vector<double> each_step_seconds, each_forward_backward_seconds;
   double tokens_per_second = 0;
   double flops_per_token = 0;           // train/model_flops.h
   std::optional<double> mfu;            // on a GPU of the peak table only
