@@ -44,6 +44,21 @@ void check_selection(const torch::Tensor& selection, const torch::Tensor& q, con
   }
 }
 
+// The one dispatch point: whether the CUDA kernels take the call (else the reference path).
+bool use_cuda_kernels(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec, Backend backend) {
+  if (backend == Backend::kCuda && !q.is_cuda()) {
+    throw UsageError("attention.backend=cuda needs CUDA tensors; use auto or reference on the CPU");
+  }
+#if SSA_HAVE_CUDA_KERNELS
+  if (q.is_cuda() && backend != Backend::kReference && sparse_attention_cuda_supports(q, k, spec)) return true;
+#endif
+  if (backend == Backend::kCuda) {
+    throw UsageError("attention.backend=cuda: the CUDA kernels do not cover these inputs (dtype, head_dim, block "
+                     "size or group size) or are not built; use auto or reference");
+  }
+  return false;
+}
+
 }  // namespace
 
 torch::Tensor sparse_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -108,25 +123,27 @@ torch::Tensor sparse_attention_reference(const torch::Tensor& q, const torch::Te
   return torch::cat(chunks, 1).to(q.scalar_type());
 }
 
+torch::Tensor route_blocks(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec, Backend backend,
+                           int64_t query_chunk, const torch::Tensor& document_starts) {
+  [[maybe_unused]] const bool cuda = use_cuda_kernels(q, k, spec, backend);
+#if SSA_HAVE_CUDA_KERNELS
+  if (cuda) return select_blocks_cuda(q, k, spec, document_starts);
+#endif
+  return select_blocks(q, k, spec, query_chunk, document_starts);
+}
+
 torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const SparseSpec& spec, Backend backend, int64_t query_chunk,
                                const torch::Tensor& selection, const torch::Tensor& document_starts) {
-  // The one dispatch point: the CUDA kernels where they cover the call, else the reference path.
-  if (backend == Backend::kCuda && !q.is_cuda()) {
-    throw UsageError("attention.backend=cuda needs CUDA tensors; use auto or reference on the CPU");
-  }
+  [[maybe_unused]] const bool cuda = use_cuda_kernels(q, k, spec, backend);
 #if SSA_HAVE_CUDA_KERNELS
-  if (q.is_cuda() && backend != Backend::kReference && sparse_attention_cuda_supports(q, k, spec)) {
+  if (cuda) {
     check_document_starts(document_starts, q);
     return sparse_attention_cuda(q, k, v, spec,
                                  selection.defined() ? selection : select_blocks_cuda(q, k, spec, document_starts),
                                  document_starts);
   }
 #endif
-  if (backend == Backend::kCuda) {
-    throw UsageError("attention.backend=cuda: the CUDA kernels do not cover these inputs (dtype, head_dim, block "
-                     "size or group size) or are not built; use auto or reference");
-  }
   return sparse_attention_reference(q, k, v, spec, query_chunk, selection, document_starts);
 }
 

@@ -52,11 +52,14 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, LayerContext& 
   const auto& starts = ctx.document_starts;
   if (need_full) o_full = gated(attention::full_attention(q, k, v, opt.backend, opt.query_chunk, starts));
   if (need_sparse) {
-    torch::Tensor selection;
-    if (opt.keep_selections) {
+    torch::Tensor selection = ctx.kept_selection != nullptr ? *ctx.kept_selection : torch::Tensor();
+    if (!selection.defined() && opt.keep_selections) {
       selection = attention::select_blocks(q, k, opt.sparse, opt.query_chunk, starts);
-      ctx.result.selections[layer] = selection;
+    } else if (!selection.defined() && ctx.kept_selection != nullptr) {
+      selection = attention::route_blocks(q, k, opt.sparse, opt.backend, opt.query_chunk, starts);
     }
+    if (ctx.kept_selection != nullptr) *ctx.kept_selection = selection;
+    if (opt.keep_selections) ctx.result.selections[layer] = selection;
     o_sparse =
         gated(attention::sparse_attention(q, k, v, opt.sparse, opt.backend, opt.query_chunk, selection, starts));
   }

@@ -1,5 +1,7 @@
 #include "ssa/train/train_forward.h"
 
+#include <memory>
+
 #include "ssa/attention/document_mask.h"
 #include "ssa/train/activation_checkpoint.h"
 #include "ssa/train/linear_cross_entropy.h"
@@ -30,12 +32,14 @@ MicroBatchLoss TrainForward::operator()(const MicroBatch& batch, const model::Fo
   auto h = m.model->embed_tokens(batch.inputs);
   for (int64_t l = 0; l < num_layers; ++l) {
     // Captures by value: a checkpointed layer runs again in backward, after this call returned.
+    // Its block selection is kept from the first run for the second (LayerContext::kept_selection).
     auto layer = m.model->layers->ptr<model::LlamaDecoderLayerImpl>(l);
-    const Segment run_layer = [layer, options, rope, document_starts, l,
-                               num_layers](const std::vector<torch::Tensor>& in) {
+    const auto kept_selection = checkpointed(l) ? std::make_shared<torch::Tensor>() : nullptr;
+    const Segment run_layer = [layer, options, rope, document_starts, l, num_layers,
+                               kept_selection](const std::vector<torch::Tensor>& in) {
       model::ForwardResult result;
       if (options.dual_stream) result.layer_align.resize(num_layers);
-      model::LayerContext context{options, rope, result, document_starts};
+      model::LayerContext context{options, rope, result, document_starts, kept_selection.get()};
       std::vector<torch::Tensor> out{layer->forward(in[0], context, l)};
       if (options.dual_stream) out.push_back(result.layer_align[l].to(torch::kFloat32));
       return out;

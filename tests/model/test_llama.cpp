@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include "ssa/attention/sparse_attention.h"
 #include "ssa/model/llama.h"
+#include "ssa/model/output_gate.h"
+#include "ssa/model/rope.h"
 
 namespace ssa::model {
 namespace {
@@ -88,6 +91,57 @@ TEST(Llama, InitializationIsSeededAndHasTheRightStatistics) {
   EXPECT_NEAR(w.std().item<double>(), 0.02, 0.001);
   EXPECT_NEAR(w.mean().item<double>(), 0.0, 0.001);
   EXPECT_TRUE(torch::equal(pa["model.norm.weight"], torch::ones({256})));
+}
+
+// Activation checkpointing runs a layer twice; LayerContext::kept_selection makes the second run
+// attend over the blocks the first one routed: the first run stores its routing in the slot, a run
+// with the slot filled attends over what it holds and does not route.
+TEST(Llama, AKeptSelectionIsStoredByTheFirstRunAndUsedByTheNext) {
+  LlamaForCausalLM m(tiny("headwise", 4, 2, true));
+  m->initialize(9);
+  const int64_t T = 24, Bs = 4;
+  torch::manual_seed(9);
+  const auto x = torch::randn({1, T, 48});
+  ForwardOptions options;
+  options.mode = attention::Mode::kSparse;
+  options.sparse = {Bs, 2, attention::Selection::kGroup};
+  torch::Tensor q, k, v;
+  options.on_attention_inputs = [&](int64_t, const torch::Tensor& lq, const torch::Tensor& lk,
+                                    const torch::Tensor& lv) {
+    q = lq;
+    k = lk;
+    v = lv;
+  };
+  const RopeTables rope = rope_tables(rope_parameters(m->config()), torch::arange(T).expand({1, T}));
+  ForwardResult result;
+  auto& attention = *m->model->layers->at<LlamaDecoderLayerImpl>(0).self_attn;
+  torch::NoGradGuard no_grad;
+
+  torch::Tensor kept;
+  LayerContext first{options, rope, result, {}, &kept};
+  const auto routed = attention.forward(x, first, 0);
+  ASSERT_TRUE(kept.defined()) << "the first run stores its selection";
+  EXPECT_TRUE(torch::equal(kept, attention::select_blocks(q, k, options.sparse, options.query_chunk)));
+  LayerContext unkept{options, rope, result, {}};
+  EXPECT_TRUE(torch::allclose(attention.forward(x, unkept, 0), routed, 1e-6, 1e-7)) << "same as routing each time";
+
+  // A different valid selection in the slot: the current block, then the block before it.
+  auto previous = torch::empty_like(kept);
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t h = 0; h < kept.size(2); ++h) {
+      previous[0][t][h][0] = t / Bs;
+      previous[0][t][h][1] = t / Bs > 0 ? t / Bs - 1 : -1;
+    }
+  }
+  ASSERT_FALSE(torch::equal(previous, kept)) << "the test needs a selection the routing did not make";
+  kept = previous.clone();
+  LayerContext second{options, rope, result, {}, &kept};
+  const auto out = attention.forward(x, second, 0);
+  const auto o = attention::sparse_attention_reference(q, k, v, options.sparse, options.query_chunk, previous);
+  const auto want = attention.o_proj(output_gate_reference(o, attention.gate_logits(x)).reshape({1, T, 48}));
+  EXPECT_TRUE(torch::allclose(out, want, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(out, routed, 1e-3, 1e-3));
+  EXPECT_TRUE(torch::equal(kept, previous)) << "a filled slot is left as it was";
 }
 
 }  // namespace

@@ -16,6 +16,12 @@ namespace ssa::attention {
 torch::Tensor select_blocks(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec,
                             int64_t query_chunk, const torch::Tensor& document_starts = {});
 
+// The selection sparse_attention computes when given none: the CUDA routing kernel where the
+// kernels cover the call (sparse_attention_cuda_supports, backend not `reference`), else
+// select_blocks.
+torch::Tensor route_blocks(const torch::Tensor& q, const torch::Tensor& k, const SparseSpec& spec, Backend backend,
+                           int64_t query_chunk, const torch::Tensor& document_starts = {});
+
 // Attention over the selected blocks (token-level causal mask). `selection` as returned by
 // select_blocks; computed here when undefined. Returns [B, T, Hq, D].
 torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -51,6 +51,11 @@ struct LayerContext {
   const RopeTables& rope;
   ForwardResult& result;
   torch::Tensor document_starts;  // int32 [B, T] with options.document_mask, else undefined
+  // A layer's block selection kept across its runs (activation checkpointing runs a layer again in
+  // the backward pass): a sparse stream stores its routing here when undefined and reuses it when
+  // defined, so the recomputation attends over the same blocks without routing again. Null: route
+  // every time.
+  torch::Tensor* kept_selection = nullptr;
 };
 
 class RMSNormImpl : public torch::nn::Module {
