@@ -162,5 +162,22 @@ TEST(SparseAttention, RejectsBadArguments) {
   EXPECT_NO_THROW(sparse_attention(q, k, v, spec, Backend::kReference, 4, select_blocks(q, k, spec, 4)));
 }
 
+// route_blocks is the selection sparse_attention makes for itself: on the CPU select_blocks, and
+// sparse_attention over it equals sparse_attention left to route.
+TEST(SparseAttention, RouteBlocksIsTheSelectionSparseAttentionMakes) {
+  torch::manual_seed(23);
+  auto q = torch::randn({2, 19, 4, 8});
+  auto k = torch::randn({2, 19, 2, 8});
+  auto v = torch::randn({2, 19, 2, 8});
+  for (auto variant : {Selection::kGroup, Selection::kHead}) {
+    const SparseSpec spec{4, 2, variant};
+    const auto routed = route_blocks(q, k, spec, Backend::kAuto, 5);
+    EXPECT_TRUE(torch::equal(routed, select_blocks(q, k, spec, 5)));
+    EXPECT_TRUE(torch::equal(sparse_attention(q, k, v, spec, Backend::kAuto, 5, routed),
+                             sparse_attention(q, k, v, spec, Backend::kAuto, 5)));
+  }
+  EXPECT_THROW(route_blocks(q, k, {4, 2, Selection::kGroup}, Backend::kCuda, 5), UsageError);
+}
+
 }  // namespace
 }  // namespace ssa::attention
