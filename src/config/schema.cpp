@@ -293,8 +293,8 @@ std::vector<Field> build_schema() {
                  "`selective`: checkpoint layers 0, N, 2N, ...");
   r.add<bool>("train.fused_kernels", SSA_ACCESS(train.fused_kernels),
               "RMSNorm, RoPE, SwiGLU, the attention output gate, the alignment loss and the cross entropy "
-              "through this project's CUDA kernels (bf16 on a GPU; one pass each way); false: eager ATen ops, for comparison. No effect "
-              "on the CPU.");
+              "through this project's CUDA kernels (bf16 on a GPU; one pass each way); false: eager ATen ops, "
+              "for comparison. No effect on the CPU.");
   r.add<std::string>("train.init_from", SSA_ACCESS(train.init_from),
                      "Model folder (or checkpoint folder) whose weights start the run instead of the random init: "
                      "weights only, with a fresh optimizer, schedule and data position; shapes must match `model`, "

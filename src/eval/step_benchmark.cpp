@@ -7,6 +7,7 @@
 #include <chrono>
 #include <ctime>
 #include <functional>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 #include "ssa/attention/alignment_loss.h"
@@ -238,13 +239,14 @@ TrainedSteps train_steps(const Setup& s, const std::vector<train::MicroBatch>& b
     train::synchronize(s.device);
     trained.each_step_seconds.push_back(seconds_since(start));
     trained.each_forward_backward_seconds.push_back(result.forward_backward_seconds);
-    trained.step_seconds += trained.each_step_seconds.back();
-    trained.forward_backward_seconds += result.forward_backward_seconds;
     trained.last_loss = result.loss;
     trained.skipped_steps += result.skipped ? 1 : 0;
   }
-  trained.step_seconds /= steps;
-  trained.forward_backward_seconds /= steps;
+  const auto mean = [](const std::vector<double>& x) {
+    return std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
+  };
+  trained.step_seconds = mean(trained.each_step_seconds);
+  trained.forward_backward_seconds = mean(trained.each_forward_backward_seconds);
   trained.peak_memory_bytes = train::peak_memory_bytes(s.device);
   return trained;
 }
