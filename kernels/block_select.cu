@@ -147,15 +147,17 @@ __device__ __forceinline__ void insert_candidates(float (&values)[E], int (&ids)
 }
 
 // Latency bound (fixed-latency dependencies: MMA, exp2, shuffles, votes): as many warps per SM
-// as registers allow. With head_dim 64 and short lists five CTAs fit (a few bytes spill); longer
-// lists and head_dim 128 (whose tiles fill shared memory at three CTAs) keep three.
-template <int D, int E>
+// as registers allow. With head_dim 64 six CTAs fit one list of up to two entries per lane (the
+// `group` kernel), five two lists or entries of four (a few bytes spill); longer lists and
+// head_dim 128 (whose tiles fill shared memory at three CTAs) keep three.
+template <int D, bool kGroup, int E>
 constexpr int select_min_ctas() {
-  return D == 64 && E <= 4 ? 5 : 3;
+  if (D != 64) return 3;
+  return kGroup && E <= 2 ? 6 : E <= 4 ? 5 : 3;
 }
 
 template <int D, bool kGroup, int E>
-__global__ void __launch_bounds__(kThreads, select_min_ctas<D, E>())
+__global__ void __launch_bounds__(kThreads, select_min_ctas<D, kGroup, E>())
     block_select_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kbar_hi,
                         const __nv_bfloat16* __restrict__ kbar_lo, int32_t* __restrict__ selection, SelectParams p) {
   constexpr int KS = D / 16;      // k-steps of the score MMA
@@ -227,19 +229,31 @@ __global__ void __launch_bounds__(kThreads, select_min_ctas<D, E>())
         qa[ks][3] = row1_ok ? *reinterpret_cast<const uint32_t*>(q1 + col + 8) : 0u;
       }
     }
-    const __nv_bfloat16* hi_base = kbar_hi + (b * p.Hkv + h) * p.num_complete * D;
-    const __nv_bfloat16* lo_base = kbar_lo + (b * p.Hkv + h) * p.num_complete * D;
+    // Each thread copies the same 16-byte pieces of every tile: column copy_col of rows
+    // copy_row + n * kRowStep of hi and of lo. Its addresses are fixed here, so that a tile costs
+    // a pointer offset and a row count (the copies were a quarter of the kernel's instructions when
+    // every piece's row and column were derived from a flat index).
+    constexpr int kPiecesPerRow = D / 8;
+    constexpr int kRowStep = kThreads / kPiecesPerRow;
+    constexpr int kSweeps = kTileBlocks / kRowStep;
+    static_assert(kTileBlocks % kRowStep == 0, "a tile is a whole number of sweeps");
+    const int copy_row = threadIdx.x / kPiecesPerRow, copy_col = (threadIdx.x % kPiecesPerRow) * 8;
+    const int64_t head_offset = (b * p.Hkv + h) * p.num_complete * D + copy_row * D + copy_col;
+    const __nv_bfloat16* hi_src = kbar_hi + head_offset;
+    const __nv_bfloat16* lo_src = kbar_lo + head_offset;
+    __nv_bfloat16* copy_dst = kb + copy_row * STRIDE + copy_col;
     auto load_tile = [&](int stage, int jt) {
-      constexpr int CHUNKS = D / 8;  // 16-byte pieces per row
-      for (int i = threadIdx.x; i < 2 * kTileBlocks * CHUNKS; i += kThreads) {
-        const int which = i / (kTileBlocks * CHUNKS);
-        const int rem = i % (kTileBlocks * CHUNKS);
-        const int row = rem / CHUNKS, chunk = rem % CHUNKS;
-        const int64_t j = static_cast<int64_t>(jt) * kTileBlocks + row;
-        const bool ok = j < p.num_complete;
-        const __nv_bfloat16* base = which ? lo_base : hi_base;
-        const __nv_bfloat16* src = ok ? base + j * D + chunk * 8 : base;
-        cp_async_16(kb + ((stage * 2 + which) * kTileBlocks + row) * STRIDE + chunk * 8, src, ok);
+      const int64_t first = static_cast<int64_t>(jt) * kTileBlocks;
+      const int rows_left = static_cast<int>(std::min<int64_t>(p.num_complete - first, kTileBlocks)) - copy_row;
+      const __nv_bfloat16* hi_tile = hi_src + first * D;
+      const __nv_bfloat16* lo_tile = lo_src + first * D;
+      __nv_bfloat16* dst = copy_dst + stage * 2 * kTileBlocks * STRIDE;
+#pragma unroll
+      for (int n = 0; n < kSweeps; ++n) {
+        // Rows past the last block are zero-filled; cp.async reads nothing for them.
+        const bool ok = n * kRowStep < rows_left;
+        cp_async_16(dst + n * kRowStep * STRIDE, hi_tile + n * kRowStep * D, ok);
+        cp_async_16(dst + (kTileBlocks + n * kRowStep) * STRIDE, lo_tile + n * kRowStep * D, ok);
       }
     };
     // A tile is `plain` for the warp when every column is a candidate of every real row: no
@@ -362,9 +376,12 @@ __global__ void __launch_bounds__(kThreads, select_min_ctas<D, E>())
                 if (by_token) {
                   v[0] += v[2];
                   v[1] += v[3];
-                  for (int offset = 4 * TQw; offset < 32; offset *= 2) {
-                    v[0] += __shfl_xor_sync(kFullMask, v[0], offset);
-                    v[1] += __shfl_xor_sync(kFullMask, v[1], offset);
+#pragma unroll
+                  for (int offset = 4; offset < 32; offset *= 2) {
+                    if (offset >= 4 * TQw) {
+                      v[0] += __shfl_xor_sync(kFullMask, v[0], offset);
+                      v[1] += __shfl_xor_sync(kFullMask, v[1], offset);
+                    }
                   }
                   // Candidates of the token: lanes of replica (np * 2 + nt) % reps; the columns
                   // must be past blocks of the token (row 0's past; the sums cover the token's
@@ -420,7 +437,7 @@ void launch_select(const __nv_bfloat16* q, const __nv_bfloat16* hi, const __nv_b
   const size_t smem = sizeof(__nv_bfloat16) * 2 * 2 * kTileBlocks * STRIDE;
   auto kernel = block_select_kernel<D, kGroup, E>;
   SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  // Registers allow three to five CTAs per SM (select_min_ctas); the default carveout fits fewer.
+  // Registers allow three to six CTAs per SM (select_min_ctas); the default carveout fits fewer.
   SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                       cudaSharedmemCarveoutMaxShared));
   const int64_t TQ = kWarps * params.TQw;
