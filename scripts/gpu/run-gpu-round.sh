@@ -16,7 +16,10 @@
 #                    llama-8k = stock Llama-3.2-1B at 8k without activation checkpointing, paper-8k =
 #                    the paper's 1B at 8k as configured (no checkpointing), both with the fused
 #                    and the eager kernel sets; paper-32k = the paper's 1B at 32k with every layer
-#                    checkpointed, fused kernels; each run limited to SSA_BENCHSTEP_TIMEOUT seconds
+#                    checkpointed, fused kernels (paper-32k-recompute: without keeping the
+#                    attention results for the recomputation); continuation-32k = the 32k
+#                    continuation's configs/continuation/ssa.yaml (document masking) on rows of 16
+#                    documents; each run limited to SSA_BENCHSTEP_TIMEOUT seconds
 #                    (default 300); SSA_BENCHSTEP_KERNELS replaces the 8k runs' kernel sets
 #                    (default fused,eager); SSA_BENCHSTEP_ARGS adds arguments to every run (e.g.
 #                    "--steps 10")
@@ -195,6 +198,12 @@ if [[ $status -eq 0 && " $steps " == *" benchstep "* ]]; then
       paper-8k) args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len 8192 --kernels "$benchstep_kernels") ;;
       # At 32k the 1B model fits one GPU only with every layer checkpointed.
       paper-32k) args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len 32768 train.activation_checkpointing=full) ;;
+      paper-32k-recompute) args=(-c configs/paper/table1/ssa-rf256.yaml --seq-len 32768
+                                 train.activation_checkpointing=full
+                                 train.activation_checkpointing_keep_attention=false) ;;
+      # The 32k continuation as configured (document masking, every layer checkpointed), rows of
+      # 16 documents.
+      continuation-32k) args=(-c configs/continuation/ssa.yaml --documents 16) ;;
       *) log "benchstep: unknown run '$label'"; status=1; continue ;;
     esac
     log "training-step benchmark $label"

@@ -1,5 +1,9 @@
 #include "ssa/attention/document_mask.h"
 
+#include <algorithm>
+#include <limits>
+#include <vector>
+
 #include "ssa/util/error.h"
 
 namespace ssa::attention {
@@ -34,6 +38,35 @@ torch::Tensor visible_keys(const torch::Tensor& starts, int64_t t0, int64_t n, i
   auto visible = key <= query;
   if (starts.defined()) visible = visible.logical_and(key >= starts.narrow(1, t0, n).to(torch::kInt64).unsqueeze(-1));
   return visible;
+}
+
+DocumentSpans document_spans(const torch::Tensor& starts) {
+  if (!starts.defined() || starts.dim() != 2 || starts.scalar_type() != torch::kInt32) {
+    throw UsageError("document spans: starts must be int32 [batch, length]");
+  }
+  const auto host = starts.to(torch::kCPU).contiguous();
+  const int64_t B = host.size(0), T = host.size(1);
+  if (B * T > std::numeric_limits<int32_t>::max()) throw UsageError("document spans: more than 2^31 - 1 tokens");
+  const int32_t* start = host.data_ptr<int32_t>();
+  std::vector<int32_t> offsets;
+  int64_t longest = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      if (start[b * T + t] != t) continue;
+      if (!offsets.empty()) longest = std::max<int64_t>(longest, b * T + t - offsets.back());
+      offsets.push_back(static_cast<int32_t>(b * T + t));
+    }
+  }
+  if (!offsets.empty()) longest = std::max<int64_t>(longest, B * T - offsets.back());
+  offsets.push_back(static_cast<int32_t>(B * T));
+  DocumentSpans spans;
+  spans.offsets = torch::tensor(offsets, torch::kInt32).to(starts.device());
+  spans.longest = longest;
+  return spans;
+}
+
+DocumentSpans cuda_document_spans(const torch::Tensor& starts) {
+  return starts.defined() && starts.is_cuda() ? document_spans(starts) : DocumentSpans{};
 }
 
 }  // namespace ssa::attention

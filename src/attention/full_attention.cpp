@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ssa/attention/document_mask.h"
+#include "ssa/attention/fused_full_attention.h"
 #include "ssa/util/error.h"
 
 namespace ssa::attention {
@@ -57,17 +58,22 @@ torch::Tensor full_attention_reference(const torch::Tensor& q, const torch::Tens
 }
 
 torch::Tensor full_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                             Backend backend, int64_t query_chunk, const torch::Tensor& document_starts) {
+                             Backend backend, int64_t query_chunk, const torch::Tensor& document_starts,
+                             [[maybe_unused]] const DocumentSpans& spans, [[maybe_unused]] KeptAttention* kept) {
   if (q.size(2) % k.size(2) != 0) {
     throw UsageError("full attention: query heads " + std::to_string(q.size(2)) +
                      " not divisible by key/value heads " + std::to_string(k.size(2)));
   }
 #if SSA_HAS_SDPA
   if (q.is_cuda() && backend != Backend::kReference) {
-    if (document_starts.defined()) {
-      check_document_starts(document_starts, q);
-      return masked_sdpa(q, k, v, query_chunk, document_starts);
+    check_document_starts(document_starts, q);
+    if (fused_full_attention_supports(q, k, v)) {
+      const DocumentSpans documents = !document_starts.defined() ? DocumentSpans{}
+                                      : spans.offsets.defined()   ? spans
+                                                                  : document_spans(document_starts);
+      return fused_full_attention(q, k, v, documents, kept);
     }
+    if (document_starts.defined()) return masked_sdpa(q, k, v, query_chunk, document_starts);
     // [B, T, H, D] viewed as [B, H, T, D]: cuDNN takes the strided layout without a copy.
     auto out = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {}, 0.0,
                                                 /*is_causal=*/true, std::nullopt, /*enable_gqa=*/true);

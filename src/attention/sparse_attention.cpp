@@ -134,14 +134,15 @@ torch::Tensor route_blocks(const torch::Tensor& q, const torch::Tensor& k, const
 
 torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const SparseSpec& spec, Backend backend, int64_t query_chunk,
-                               const torch::Tensor& selection, const torch::Tensor& document_starts) {
+                               const torch::Tensor& selection, const torch::Tensor& document_starts,
+                               [[maybe_unused]] KeptAttention* kept) {
   [[maybe_unused]] const bool cuda = use_cuda_kernels(q, k, spec, backend);
 #if SSA_HAVE_CUDA_KERNELS
   if (cuda) {
     check_document_starts(document_starts, q);
     return sparse_attention_cuda(q, k, v, spec,
                                  selection.defined() ? selection : select_blocks_cuda(q, k, spec, document_starts),
-                                 document_starts);
+                                 document_starts, kept);
   }
 #endif
   return sparse_attention_reference(q, k, v, spec, query_chunk, selection, document_starts);

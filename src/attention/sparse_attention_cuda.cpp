@@ -60,16 +60,20 @@ void check_tensors(const torch::Tensor& q, const torch::Tensor& k, const torch::
 // Autograd inputs must be defined tensors: no document masking travels as an empty tensor.
 torch::Tensor starts_or_undefined(const torch::Tensor& starts) { return starts.numel() == 0 ? torch::Tensor() : starts; }
 
-// Autograd node: saves the inputs, the output and its log-sum-exp; the selection and the document
-// starts are inputs without gradient.
+// Autograd node: saves the inputs, the output and its log-sum-exp (those two kept with `kept`); the
+// selection and the document starts are inputs without gradient.
 struct SparseAttentionFunction : public torch::autograd::Function<SparseAttentionFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor q, torch::Tensor k,
                                torch::Tensor v, torch::Tensor selection, torch::Tensor document_starts,
-                               int64_t block_size, int64_t topk, bool group) {
+                               int64_t block_size, int64_t topk, bool group, KeptAttention* kept) {
     const SparseSpec spec{block_size, topk, group ? Selection::kGroup : Selection::kHead};
-    auto [out, lse] = sparse_attention_cuda_forward(q, k, v, spec, selection, SparseForwardPlan::kAuto,
-                                                    starts_or_undefined(document_starts));
-    ctx->save_for_backward({q, k, v, out, lse, selection, document_starts});
+    const auto r = take_or_run(kept, "sparse", [&] {
+      auto [out, lse] = sparse_attention_cuda_forward(q, k, v, spec, selection, SparseForwardPlan::kAuto,
+                                                      starts_or_undefined(document_starts));
+      return std::vector<torch::Tensor>{out, lse};
+    });
+    const torch::Tensor& out = r[0];
+    ctx->save_for_backward({q, k, v, out, r[1], selection, document_starts});
     ctx->saved_data["block_size"] = block_size;
     ctx->saved_data["topk"] = topk;
     ctx->saved_data["group"] = group;
@@ -84,7 +88,8 @@ struct SparseAttentionFunction : public torch::autograd::Function<SparseAttentio
     auto [dq, dk, dv] = sparse_attention_cuda_backward(saved[0], saved[1], saved[2], saved[3], saved[4], grads[0],
                                                        spec, saved[5], SparseBackwardPlan::kAuto,
                                                        starts_or_undefined(saved[6]));
-    return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -189,11 +194,11 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> sparse_attention_cuda_ba
 
 torch::Tensor sparse_attention_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                     const SparseSpec& spec, const torch::Tensor& selection,
-                                    const torch::Tensor& document_starts) {
+                                    const torch::Tensor& document_starts, KeptAttention* kept) {
   const auto starts =
       document_starts.defined() ? document_starts : torch::empty({0}, q.options().dtype(torch::kInt32));
   return SparseAttentionFunction::apply(q, k, v, selection, starts, spec.block_size, spec.topk,
-                                        spec.selection == Selection::kGroup);
+                                        spec.selection == Selection::kGroup, kept);
 }
 
 }  // namespace ssa::attention

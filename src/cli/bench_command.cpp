@@ -73,6 +73,9 @@ const Registration kRegistration("bench", [](CLI::App& app) {
   step->add_option("--micro-batch-size", step_options.micro_batch_size,
                    "Sequences per forward (default: train.micro_batch_size)");
   step->add_option("--micro-batches", step_options.micro_batches, "Micro-batches per optimizer step (default 1)");
+  step->add_option("--documents", step_options.documents,
+                   "Documents per synthetic row, cut at random places (position ids restart at each; separate "
+                   "under attention.document_mask); default 1");
   step->add_option("--warmup", step_options.warmup, "Untimed steps per method (default 2)");
   step->add_option("--steps", step_options.steps, "Timed steps per method (default 5)");
   step->add_option("--out", step_options.out, "Write the results as JSON to this file");

@@ -291,6 +291,12 @@ std::vector<Field> build_schema() {
                      {"none", "full", "selective"});
   r.add<int64_t>("train.activation_checkpointing_every", SSA_ACCESS(train.activation_checkpointing_every),
                  "`selective`: checkpoint layers 0, N, 2N, ...");
+  r.add<bool>("train.activation_checkpointing_keep_attention",
+              SSA_ACCESS(train.activation_checkpointing_keep_attention),
+              "A checkpointed layer keeps the output and softmax statistics of its fused attention kernels "
+              "(cuDNN, FlashAttention, the block-sparse kernels) from its first run, so that its recomputation "
+              "does not attend again; costs the memory of those outputs (2 x B x T x Hq x D bytes per layer and "
+              "stream in bf16). The block selection is kept either way.");
   r.add<bool>("train.fused_kernels", SSA_ACCESS(train.fused_kernels),
               "RMSNorm, RoPE, SwiGLU, the attention output gate, the alignment loss and the cross entropy "
               "through this project's CUDA kernels (bf16 on a GPU; one pass each way); false: eager ATen ops, "

@@ -85,12 +85,13 @@ ForwardBackward time_attention(const Setup& s, const std::string& method) {
   const auto backend = attention::parse_backend(a.backend);
   const auto align = attention::align_spec(s.config.ssa.align);
   const auto starts = a.document_mask ? attention::document_starts(s.positions) : torch::Tensor();
+  const auto documents = attention::cuda_document_spans(starts);
 
   // The op's outputs and the gradients the rest of the model sends back into them: the output
   // projection's into the main stream, 1 into the alignment loss (the other stream's only one).
   const auto forward = [&](std::vector<torch::Tensor>& outputs, std::vector<torch::Tensor>& grads) {
     torch::Tensor o_full, o_sparse;
-    if (method != "sparse") o_full = attention::full_attention(q, k, v, backend, a.query_chunk, starts);
+    if (method != "sparse") o_full = attention::full_attention(q, k, v, backend, a.query_chunk, starts, documents);
     if (method != "full") o_sparse = attention::sparse_attention(q, k, v, sparse, backend, a.query_chunk, {}, starts);
     outputs = {method == "sparse" ? o_sparse : o_full};
     grads = {grad_output};
@@ -158,13 +159,17 @@ IsolatedTimes time_isolated(const Setup& s, const std::string& method) {
   for (int64_t l = 0; l < m.num_layers; ++l) {
     checkpointed_layers += train::layer_checkpointed(t.activation_checkpointing, t.activation_checkpointing_every, l);
   }
-  const auto per_layer = [&](const ForwardBackward& layer_times) {
+  const auto per_layer = [&](const ForwardBackward& layer_times, int64_t recomputed_layers) {
     return static_cast<double>(m.num_layers) * layer_times.forward_backward +
-           static_cast<double>(checkpointed_layers) * layer_times.forward;
+           static_cast<double>(recomputed_layers) * layer_times.forward;
   };
+  // Recomputed layers take their kept attention results where the fused kernels ran: on a GPU in
+  // half precision (attention/kept_attention.h).
+  const bool attention_kept = t.activation_checkpointing_keep_attention && s.device.is_cuda() &&
+                              s.dtype != torch::kFloat32;
 
   IsolatedTimes times;
-  times.attention = per_layer(time_attention(s, method));
+  times.attention = per_layer(time_attention(s, method), attention_kept ? 0 : checkpointed_layers);
 
   const int64_t rows = B * T, q_width = m.num_heads * m.head_dim, kv_width = m.num_kv_heads * m.head_dim;
   std::vector<Gemm> layer{{rows, m.hidden_size, q_width},
@@ -176,7 +181,7 @@ IsolatedTimes time_isolated(const Setup& s, const std::string& method) {
                           {rows, m.intermediate_size, m.hidden_size}};
   if (m.gate == "headwise") layer.push_back({rows, m.hidden_size, m.num_heads});
   if (m.gate == "elementwise") layer.push_back({rows, m.hidden_size, q_width});
-  times.matmul = per_layer(time_gemms(s, layer));
+  times.matmul = per_layer(time_gemms(s, layer), checkpointed_layers);
 
   // The LM head runs with its loss in chunks (linear_cross_entropy.h): its three products per
   // chunk, never recomputed.
@@ -188,11 +193,29 @@ IsolatedTimes time_isolated(const Setup& s, const std::string& method) {
   return times;
 }
 
-// `micro_batches` micro-batches of random token ids from `seed`, one document per row.
-std::vector<train::MicroBatch> synthetic_batches(const config::Config& c, int64_t micro_batches, torch::Device device) {
+// Position ids of rows of `documents` documents each, cut at distinct random places (position ids
+// restart at every document, as the loader's packed rows have them).
+torch::Tensor synthetic_positions(int64_t B, int64_t T, int64_t documents, at::Generator& generator) {
+  auto positions = torch::empty({B, T}, torch::kLong);
+  auto p = positions.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto cuts = std::get<0>((torch::randperm(T - 1, generator, torch::kLong) + 1).narrow(0, 0, documents - 1).sort());
+    const auto c = cuts.accessor<int64_t, 1>();
+    int64_t start = 0, next = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      if (next < cuts.size(0) && t == c[next]) start = c[next++];
+      p[b][t] = t - start;
+    }
+  }
+  return positions;
+}
+
+// `micro_batches` micro-batches of random token ids from `seed`, rows of `documents` documents.
+std::vector<train::MicroBatch> synthetic_batches(const config::Config& c, int64_t micro_batches, int64_t documents,
+                                                 torch::Device device) {
   const int64_t B = c.train.micro_batch_size, T = c.train.seq_len;
   auto generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(c.train.seed));
-  const auto positions = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
+  const auto positions = synthetic_positions(B, T, documents, generator);
   std::vector<train::MicroBatch> batches;
   for (int64_t i = 0; i < micro_batches; ++i) {
     const auto rows = torch::randint(c.model.vocab_size, {B, T + 1}, generator, torch::kLong);
@@ -297,6 +320,7 @@ void check_step_benchmark_options(const StepBenchmarkOptions& o) {
     }
   }
   if (o.warmup < 0 || o.steps < 1) throw UsageError("--warmup must be >= 0 and --steps >= 1");
+  if (o.documents < 1) throw UsageError("--documents must be at least 1");
   if (o.seq_len < 0 || o.micro_batch_size < 0 || o.micro_batches < 1) {
     throw UsageError("--seq-len and --micro-batch-size must be positive, --micro-batches >= 1");
   }
@@ -320,6 +344,8 @@ StepBenchmarkReport run_step_benchmark(const config::Config& config, const StepB
   report.dtype = c10::toString(s.dtype);
   report.torch_version = compat::torch_version();
   report.activation_checkpointing = s.config.train.activation_checkpointing;
+  report.keep_attention = s.config.train.activation_checkpointing_keep_attention;
+  report.document_mask = s.config.attention.document_mask;
   report.seq_len = s.config.train.seq_len;
   report.micro_batch_size = s.config.train.micro_batch_size;
   report.micro_batches = options.micro_batches;
@@ -328,7 +354,12 @@ StepBenchmarkReport run_step_benchmark(const config::Config& config, const StepB
   report.steps = options.steps;
   report.cuda = s.device.is_cuda();
 
-  const auto batches = synthetic_batches(s.config, options.micro_batches, s.device);
+  if (options.documents > report.seq_len) {
+    throw UsageError(fmt::format("--documents {}: more documents than the {} tokens of a row", options.documents,
+                                 report.seq_len));
+  }
+  report.documents = options.documents;
+  const auto batches = synthetic_batches(s.config, options.micro_batches, options.documents, s.device);
   s.positions = batches.front().positions;
   const std::optional<double> peak_flops = s.device.is_cuda() ? train::peak_bf16_flops(report.device) : std::nullopt;
 
@@ -368,11 +399,11 @@ StepBenchmarkReport run_step_benchmark(const config::Config& config, const StepB
 
 std::string step_benchmark_table(const StepBenchmarkReport& report) {
   std::string text = fmt::format(
-      "ssa bench step: {}, {}, LibTorch {}, {:.1f}M parameters, {} tokens per step ({} x {} x {}), activation "
-      "checkpointing {}, {} warm-up + {} timed steps\n\n",
+      "ssa bench step: {}, {}, LibTorch {}, {:.1f}M parameters, {} tokens per step ({} x {} x {}), {} "
+      "document(s) per row, activation checkpointing {}{}, {} warm-up + {} timed steps\n\n",
       report.device, report.dtype, report.torch_version, report.parameters / 1e6, report.tokens_per_step,
-      report.micro_batches, report.micro_batch_size, report.seq_len, report.activation_checkpointing, report.warmup,
-      report.steps);
+      report.micro_batches, report.micro_batch_size, report.seq_len, report.documents, report.activation_checkpointing,
+      report.keep_attention ? " (attention kept)" : "", report.warmup, report.steps);
   text +=
       "| method | tokens/s | MFU | step ms | attention ms | matmul ms | elementwise* ms | optimizer ms | "
       "communication ms | peak memory GiB |\n"
@@ -403,6 +434,10 @@ std::string step_benchmark_table(const StepBenchmarkReport& report) {
                           r.skipped_steps);
     }
   }
+  if (report.document_mask && report.documents > 1) {
+    text += "MFU counts causal attention over whole rows (train/model_flops.h); with documents masked apart the "
+            "attention done is smaller.\n";
+  }
   text += report.cuda ? "peak memory: LibTorch's CUDA allocator, reset before each method.\n"
                       : "peak memory: the process's peak resident set, which cannot be reset: each method's figure "
                         "includes the methods before it.\n";
@@ -422,6 +457,9 @@ std::string step_benchmark_json(const StepBenchmarkReport& report) {
   j["micro_batches"] = report.micro_batches;
   j["tokens_per_step"] = report.tokens_per_step;
   j["activation_checkpointing"] = report.activation_checkpointing;
+  j["activation_checkpointing_keep_attention"] = report.keep_attention;
+  j["documents_per_row"] = report.documents;
+  j["document_mask"] = report.document_mask;
   j["warmup"] = report.warmup;
   j["steps"] = report.steps;
   j["peak_memory_kind"] = report.cuda ? "cuda_allocated_peak" : "process_peak_rss";

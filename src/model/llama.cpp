@@ -50,18 +50,23 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, LayerContext& 
 
   torch::Tensor o_full, o_sparse;
   const auto& starts = ctx.document_starts;
-  if (need_full) o_full = gated(attention::full_attention(q, k, v, opt.backend, opt.query_chunk, starts));
+  KeptLayer* kept = ctx.kept;
+  const bool keep_attention = kept != nullptr && kept->attention;
+  if (need_full) {
+    o_full = gated(attention::full_attention(q, k, v, opt.backend, opt.query_chunk, starts, ctx.documents,
+                                             keep_attention ? &kept->full : nullptr));
+  }
   if (need_sparse) {
-    torch::Tensor selection = ctx.kept_selection != nullptr ? *ctx.kept_selection : torch::Tensor();
+    torch::Tensor selection = kept != nullptr ? kept->selection : torch::Tensor();
     if (!selection.defined() && opt.keep_selections) {
       selection = attention::select_blocks(q, k, opt.sparse, opt.query_chunk, starts);
-    } else if (!selection.defined() && ctx.kept_selection != nullptr) {
+    } else if (!selection.defined() && kept != nullptr) {
       selection = attention::route_blocks(q, k, opt.sparse, opt.backend, opt.query_chunk, starts);
     }
-    if (ctx.kept_selection != nullptr) *ctx.kept_selection = selection;
+    if (kept != nullptr) kept->selection = selection;
     if (opt.keep_selections) ctx.result.selections[layer] = selection;
-    o_sparse =
-        gated(attention::sparse_attention(q, k, v, opt.sparse, opt.backend, opt.query_chunk, selection, starts));
+    o_sparse = gated(attention::sparse_attention(q, k, v, opt.sparse, opt.backend, opt.query_chunk, selection, starts,
+                                                 keep_attention ? &kept->sparse : nullptr));
   }
   if (opt.dual_stream) ctx.result.layer_align[layer] = attention::alignment_loss(o_full, o_sparse, opt.align, opt.fused_kernels);
 
@@ -125,8 +130,8 @@ ForwardResult LlamaForCausalLMImpl::forward(const torch::Tensor& tokens, const F
   ForwardResult result;
   if (options.dual_stream) result.layer_align.resize(config_.num_layers);
   if (options.keep_selections) result.selections.resize(config_.num_layers);
-  LayerContext context{options, rope, result,
-                       options.document_mask ? attention::document_starts(positions) : torch::Tensor()};
+  const auto starts = options.document_mask ? attention::document_starts(positions) : torch::Tensor();
+  LayerContext context{options, rope, result, starts, attention::cuda_document_spans(starts)};
 
   auto h = model->embed_tokens(tokens);
   for (int64_t l = 0; l < config_.num_layers; ++l) {

@@ -7,9 +7,10 @@
 #include "ssa/train/linear_cross_entropy.h"
 
 namespace ssa::train {
-TrainForward::TrainForward(model::LlamaForCausalLM model, const std::string& checkpointing, int64_t every)
+TrainForward::TrainForward(model::LlamaForCausalLM model, const std::string& checkpointing, int64_t every,
+                           bool keep_attention)
     : model_(std::move(model)), rope_(model::rope_parameters(model_->config())), checkpointing_(checkpointing),
-      every_(every) {
+      every_(every), keep_attention_(keep_attention) {
   rope_.inv_freq = rope_.inv_freq.to(model_->model->embed_tokens->weight.device());
 }
 
@@ -27,19 +28,24 @@ MicroBatchLoss TrainForward::operator()(const MicroBatch& batch, const model::Fo
   const model::RopeTables rope = model::rope_tables(rope_, batch.positions);
   const torch::Tensor document_starts =
       options.document_mask ? attention::document_starts(batch.positions) : torch::Tensor();
+  const attention::DocumentSpans documents = attention::cuda_document_spans(document_starts);
 
   std::vector<torch::Tensor> layer_align;
   auto h = m.model->embed_tokens(batch.inputs);
   for (int64_t l = 0; l < num_layers; ++l) {
-    // Captures by value: a checkpointed layer runs again in backward, after this call returned.
-    // Its block selection is kept from the first run for the second (LayerContext::kept_selection).
+    // Captures by value: a checkpointed layer runs again in backward, after this call returned,
+    // with what its first run kept (model::KeptLayer).
     auto layer = m.model->layers->ptr<model::LlamaDecoderLayerImpl>(l);
-    const auto kept_selection = checkpointed(l) ? std::make_shared<torch::Tensor>() : nullptr;
-    const Segment run_layer = [layer, options, rope, document_starts, l, num_layers,
-                               kept_selection](const std::vector<torch::Tensor>& in) {
+    std::shared_ptr<model::KeptLayer> kept;
+    if (checkpointed(l)) {
+      kept = std::make_shared<model::KeptLayer>();
+      kept->attention = keep_attention_;
+    }
+    const Segment run_layer = [layer, options, rope, document_starts, documents, l, num_layers,
+                               kept](const std::vector<torch::Tensor>& in) {
       model::ForwardResult result;
       if (options.dual_stream) result.layer_align.resize(num_layers);
-      model::LayerContext context{options, rope, result, document_starts, kept_selection.get()};
+      model::LayerContext context{options, rope, result, document_starts, documents, kept.get()};
       std::vector<torch::Tensor> out{layer->forward(in[0], context, l)};
       if (options.dual_stream) out.push_back(result.layer_align[l].to(torch::kFloat32));
       return out;

@@ -26,7 +26,8 @@ TrainStep::TrainStep(const config::Config& config, model::LlamaForCausalLM model
       parallel_(group ? std::make_unique<dist::DataParallel>(*group, weights_, model->parameters(), config.dist)
                       : nullptr),
       optimizer_(parallel_ ? parallel_->make_optimizer(config.optim) : make_adamw(weights_, config.optim)),
-      forward_(model, config.train.activation_checkpointing, config.train.activation_checkpointing_every),
+      forward_(model, config.train.activation_checkpointing, config.train.activation_checkpointing_every,
+               config.train.activation_checkpointing_keep_attention),
       sampler_(static_cast<uint64_t>(config.train.seed), config.ssa.p_full, config.ssa.mode_sampling == "per_layer") {
   base_options_.sparse = attention::sparse_spec(config.attention);
   base_options_.backend = attention::parse_backend(config.attention.backend);

@@ -88,6 +88,20 @@ TEST(DocumentMask, StartsFollowThePositionIds) {
   EXPECT_TRUE(torch::equal(document_starts(mid), torch::tensor({{0, 0, 0, 3, 3}, {0, 0, 0, 0, 0}}, torch::kInt32)));
 }
 
+// The spans varlen kernels take: each document's first token in the flattened rows, then B * T,
+// and the longest document (across rows, a row's last document ending at the row's end).
+TEST(DocumentMask, SpansListTheDocumentsOfTheFlattenedRows) {
+  const auto starts = document_starts(torch::tensor({{0, 1, 2, 0, 1, 0, 1, 2, 3, 0}, {7, 8, 9, 0, 1, 2, 3, 4, 5, 6}},
+                                                    torch::kInt64));
+  const DocumentSpans spans = document_spans(starts);
+  EXPECT_TRUE(torch::equal(spans.offsets, torch::tensor({0, 3, 5, 9, 10, 13, 20}, torch::kInt32)));
+  EXPECT_EQ(spans.documents(), 6);
+  EXPECT_EQ(spans.longest, 7);
+  EXPECT_EQ(document_spans(torch::zeros({3, 5}, torch::kInt32)).documents(), 3);
+  EXPECT_FALSE(cuda_document_spans(starts).offsets.defined()) << "CPU starts need no spans";
+  EXPECT_THROW(document_spans(torch::zeros({5}, torch::kInt32)), UsageError);
+}
+
 TEST(DocumentMask, FullAttentionOfAPackedRowEqualsTheDocumentsAlone) {
   const Attention full = [](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             const torch::Tensor& starts) { return full_attention(q, k, v, Backend::kAuto, 7, starts); };

@@ -73,14 +73,21 @@ TEST(BenchStep, EveryMethodOnTheCpuWithASplitThatSumsToTheStep) {
   expect_valid_results(report, {"full", "sparse", "ssa"});
 }
 
-TEST(BenchStep, CountsRecomputationUnderActivationCheckpointing) {
+TEST(BenchStep, CountsRecomputationUnderActivationCheckpointingOfDocumentMaskedRows) {
   TempDir dir;
   const auto out = dir / "bench.json";
-  auto r = run_ssa("bench step " + kTinyCpu + " train.activation_checkpointing=full --seq-len 64 --micro-batches 2 " +
-                   "--warmup 1 --steps 1 --method ssa --out " + out.string());
+  auto r = run_ssa("bench step " + kTinyCpu + " train.activation_checkpointing=full attention.document_mask=true " +
+                   "--seq-len 64 --micro-batches 2 --documents 3 --warmup 1 --steps 1 --method ssa --out " +
+                   out.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("3 document(s) per row, activation checkpointing full (attention kept)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("MFU counts causal attention over whole rows"), std::string::npos) << r.output;
   const auto report = nlohmann::json::parse(io::read_file(out));
   EXPECT_EQ(report["activation_checkpointing"], "full");
+  EXPECT_EQ(report["activation_checkpointing_keep_attention"], true);
+  EXPECT_EQ(report["document_mask"], true);
+  EXPECT_EQ(report["documents_per_row"], 3);
   EXPECT_EQ(report["tokens_per_step"], 128);
   expect_valid_results(report, {"ssa"});
 }
@@ -110,6 +117,12 @@ TEST(BenchStep, EachKernelSetRunsEveryMethod) {
 TEST(BenchStep, BadInputIsAOneLineUsageError) {
   TempDir dir;
   const auto out = dir / "bench.json";
+  for (const char* documents : {"0", "65"}) {
+    auto bad = run_ssa("bench step " + kTinyCpu + " --seq-len 64 --documents " + documents);
+    EXPECT_EQ(bad.exit_code, 2) << bad.output;
+    EXPECT_NE(bad.output.find("--documents"), std::string::npos) << bad.output;
+    EXPECT_EQ(std::count(bad.output.begin(), bad.output.end(), '\n'), 1) << bad.output;
+  }
   auto r = run_ssa("bench step " + kTinyCpu + " --seq-len 64 --method full,dense --out " + out.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("dense"), std::string::npos) << r.output;

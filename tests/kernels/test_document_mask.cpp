@@ -5,6 +5,7 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <numeric>
@@ -178,9 +179,28 @@ INSTANTIATE_TEST_SUITE_P(Shapes, DocumentMaskKernelTest,
                                            KernelCase{1, 640, 16, 1, 128, 128, 3, false}),  // head, block 128
                          [](const auto& info) { return info.param.name(); });
 
-// The autograd binding and full attention on CUDA (SDPA with the document mask) against the
-// reference path.
-TEST(DocumentMaskCuda, AutogradAndFullAttentionMatchTheReference) {
+using AttentionFn = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
+
+// `attend` on the CUDA inputs against `reference` on float32 CPU copies: the output and the
+// gradients of q, k and v for in.grad_out.
+void expect_matches_reference(const Inputs& in, const AttentionFn& attend, const AttentionFn& reference) {
+  auto q = in.q.clone().requires_grad_(true), k = in.k.clone().requires_grad_(true),
+       v = in.v.clone().requires_grad_(true);
+  auto qr = in.q.cpu().to(torch::kFloat32).requires_grad_(true),
+       kr = in.k.cpu().to(torch::kFloat32).requires_grad_(true),
+       vr = in.v.cpu().to(torch::kFloat32).requires_grad_(true);
+  const auto out = attend(q, k, v);
+  const auto want = reference(qr, kr, vr);
+  out.backward(in.grad_out);
+  want.backward(in.grad_out.cpu().to(torch::kFloat32));
+  expect_close("out", out.detach(), want.detach(), 1e-2, 3e-2);
+  expect_close("dq", q.grad(), qr.grad(), 2e-2, 5e-2);
+  expect_close("dk", k.grad(), kr.grad(), 2e-2, 5e-2);
+  expect_close("dv", v.grad(), vr.grad(), 2e-2, 5e-2);
+}
+
+// The autograd binding of the block-sparse kernels against the reference path.
+TEST(DocumentMaskCuda, SparseAutogradMatchesTheReference) {
   SSA_REQUIRE_CUDA();
   const KernelCase c{2, 900, 8, 2, 64, 16, 8, true};
   const uint64_t seed = fresh_seed();
@@ -188,27 +208,42 @@ TEST(DocumentMaskCuda, AutogradAndFullAttentionMatchTheReference) {
   const Inputs in = random_inputs(c, seed);
   const auto starts = random_document_starts(c, seed);
   const auto starts_cuda = starts.to(torch::kCUDA);
-  for (const bool sparse : {true, false}) {
-    SCOPED_TRACE(sparse ? "sparse" : "full");
-    auto q = in.q.clone().requires_grad_(true), k = in.k.clone().requires_grad_(true),
-         v = in.v.clone().requires_grad_(true);
-    auto qr = in.q.cpu().to(torch::kFloat32).requires_grad_(true), kr = in.k.cpu().to(torch::kFloat32).requires_grad_(true),
-         vr = in.v.cpu().to(torch::kFloat32).requires_grad_(true);
-    torch::Tensor out, want;
-    if (sparse) {
-      out = attention::sparse_attention(q, k, v, c.spec(), attention::Backend::kCuda, 128, {}, starts_cuda);
-      const auto selection = attention::select_blocks_cuda(in.q, in.k, c.spec(), starts_cuda);
-      want = attention::sparse_attention_reference(qr, kr, vr, c.spec(), 128, selection.cpu(), starts);
-    } else {
-      out = attention::full_attention(q, k, v, attention::Backend::kAuto, 256, starts_cuda);
-      want = attention::full_attention_reference(qr, kr, vr, 128, starts);
+  const auto selection = attention::select_blocks_cuda(in.q, in.k, c.spec(), starts_cuda);
+  expect_matches_reference(
+      in,
+      [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+        return attention::sparse_attention(q, k, v, c.spec(), attention::Backend::kCuda, 128, {}, starts_cuda);
+      },
+      [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+        return attention::sparse_attention_reference(q, k, v, c.spec(), 128, selection.cpu(), starts);
+      });
+}
+
+// Full attention with documents on CUDA (FlashAttention's varlen kernel; rows of one document each:
+// cuDNN) against the reference path, for both head dims and 1 to 8 query heads per KV head.
+TEST(DocumentMaskCuda, FusedFullAttentionMatchesTheReference) {
+  SSA_REQUIRE_CUDA();
+  for (const KernelCase& c : {KernelCase{1, 1500, 16, 2, 128, 16, 8, true}, KernelCase{3, 333, 4, 4, 64, 16, 8, true},
+                              KernelCase{2, 700, 8, 1, 64, 16, 8, true}, KernelCase{2, 900, 8, 2, 64, 16, 8, true}}) {
+    for (const bool one_document_per_row : {false, true}) {
+      const uint64_t seed = fresh_seed();
+      SCOPED_TRACE(c.name() + (one_document_per_row ? ", one document per row" : ", documents") + ", seed " +
+                   std::to_string(seed));
+      const Inputs in = random_inputs(c, seed);
+      const auto starts = one_document_per_row ? torch::zeros({c.batch, c.length}, torch::kInt32)
+                                               : random_document_starts(c, seed);
+      const auto starts_cuda = starts.to(torch::kCUDA);
+      const auto spans = attention::document_spans(starts_cuda);
+      EXPECT_EQ(spans.documents() == c.batch, one_document_per_row);
+      expect_matches_reference(
+          in,
+          [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+            return attention::full_attention(q, k, v, attention::Backend::kAuto, 128, starts_cuda, spans);
+          },
+          [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+            return attention::full_attention_reference(q, k, v, 128, starts);
+          });
     }
-    out.backward(in.grad_out);
-    want.backward(in.grad_out.cpu().to(torch::kFloat32));
-    expect_close("out", out.detach(), want.detach(), 1e-2, 3e-2);
-    expect_close("dq", q.grad(), qr.grad(), 2e-2, 5e-2);
-    expect_close("dk", k.grad(), kr.grad(), 2e-2, 5e-2);
-    expect_close("dv", v.grad(), vr.grad(), 2e-2, 5e-2);
   }
 }
 

@@ -93,9 +93,9 @@ TEST(Llama, InitializationIsSeededAndHasTheRightStatistics) {
   EXPECT_TRUE(torch::equal(pa["model.norm.weight"], torch::ones({256})));
 }
 
-// Activation checkpointing runs a layer twice; LayerContext::kept_selection makes the second run
-// attend over the blocks the first one routed: the first run stores its routing in the slot, a run
-// with the slot filled attends over what it holds and does not route.
+// Activation checkpointing runs a layer twice; LayerContext::kept (KeptLayer::selection) makes the
+// second run attend over the blocks the first one routed: the first run stores its routing in the
+// slot, a run with the slot filled attends over what it holds and does not route.
 TEST(Llama, AKeptSelectionIsStoredByTheFirstRunAndUsedByTheNext) {
   LlamaForCausalLM m(tiny("headwise", 4, 2, true));
   m->initialize(9);
@@ -117,12 +117,14 @@ TEST(Llama, AKeptSelectionIsStoredByTheFirstRunAndUsedByTheNext) {
   auto& attention = *m->model->layers->at<LlamaDecoderLayerImpl>(0).self_attn;
   torch::NoGradGuard no_grad;
 
-  torch::Tensor kept;
-  LayerContext first{options, rope, result, {}, &kept};
+  KeptLayer kept_layer;
+  torch::Tensor& kept = kept_layer.selection;
+  LayerContext first{options, rope, result, {}, {}, &kept_layer};
   const auto routed = attention.forward(x, first, 0);
   ASSERT_TRUE(kept.defined()) << "the first run stores its selection";
   EXPECT_TRUE(torch::equal(kept, attention::select_blocks(q, k, options.sparse, options.query_chunk)));
-  LayerContext unkept{options, rope, result, {}};
+  EXPECT_TRUE(kept_layer.sparse.tensors.empty()) << "the reference path keeps no attention results";
+  LayerContext unkept{options, rope, result, {}, {}};
   EXPECT_TRUE(torch::allclose(attention.forward(x, unkept, 0), routed, 1e-6, 1e-7)) << "same as routing each time";
 
   // A different valid selection in the slot: the current block, then the block before it.
@@ -135,7 +137,7 @@ TEST(Llama, AKeptSelectionIsStoredByTheFirstRunAndUsedByTheNext) {
   }
   ASSERT_FALSE(torch::equal(previous, kept)) << "the test needs a selection the routing did not make";
   kept = previous.clone();
-  LayerContext second{options, rope, result, {}, &kept};
+  LayerContext second{options, rope, result, {}, {}, &kept_layer};
   const auto out = attention.forward(x, second, 0);
   const auto o = attention::sparse_attention_reference(q, k, v, options.sparse, options.query_chunk, previous);
   const auto want = attention.o_proj(output_gate_reference(o, attention.gate_logits(x)).reshape({1, T, 48}));

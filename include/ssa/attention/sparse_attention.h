@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ssa/attention/attention_spec.h"
+#include "ssa/attention/kept_attention.h"
 #include "ssa/compat/torch_compat.h"
 
 namespace ssa::attention {
@@ -23,10 +24,12 @@ torch::Tensor route_blocks(const torch::Tensor& q, const torch::Tensor& k, const
                            int64_t query_chunk, const torch::Tensor& document_starts = {});
 
 // Attention over the selected blocks (token-level causal mask). `selection` as returned by
-// select_blocks; computed here when undefined. Returns [B, T, Hq, D].
+// select_blocks; computed here when undefined. Returns [B, T, Hq, D]. `kept` (kept_attention.h):
+// taken by the CUDA kernels, unused by the reference path.
 torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const SparseSpec& spec, Backend backend, int64_t query_chunk,
-                               const torch::Tensor& selection = {}, const torch::Tensor& document_starts = {});
+                               const torch::Tensor& selection = {}, const torch::Tensor& document_starts = {},
+                               KeptAttention* kept = nullptr);
 
 // The ATen reference path alone (ground truth for the CUDA kernels).
 torch::Tensor sparse_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

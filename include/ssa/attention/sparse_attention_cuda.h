@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "ssa/attention/attention_spec.h"
+#include "ssa/attention/kept_attention.h"
 #include "ssa/compat/torch_compat.h"
 
 namespace ssa::attention {
@@ -29,10 +30,10 @@ torch::Tensor select_blocks_cuda(const torch::Tensor& q, const torch::Tensor& k,
 
 // Attention over `selection` (as from select_blocks_cuda), differentiable in q, k and v, inside
 // the documents of `document_starts` (document_mask.h; undefined = one per row). Returns
-// [B, T, Hq, D] bf16.
+// [B, T, Hq, D] bf16. `kept`: see kept_attention.h.
 torch::Tensor sparse_attention_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                     const SparseSpec& spec, const torch::Tensor& selection,
-                                    const torch::Tensor& document_starts = {});
+                                    const torch::Tensor& document_starts = {}, KeptAttention* kept = nullptr);
 
 // The two halves without autograd, for tests and benchmarks. The forward returns the output and
 // the float32 log-sum-exp [B, T, Hq] (natural log of the scaled scores); the backward returns

@@ -102,6 +102,7 @@ struct TrainConfig {
   std::string device = "auto";         // auto | cpu | cuda
   std::string activation_checkpointing = "none";  // none | full | selective
   int64_t activation_checkpointing_every = 2;      // selective: every N-th layer
+  bool activation_checkpointing_keep_attention = true;  // checkpointed layers keep their attention results
   std::string init_from;               // model folder whose weights start a fresh run ("" = random init)
   bool fused_kernels = true;           // this project's CUDA kernels for the memory-bound ops where they apply
 

@@ -37,6 +37,9 @@ struct StepBenchmarkOptions {
   int64_t seq_len = 0;           // 0: train.seq_len of the configuration
   int64_t micro_batch_size = 0;  // 0: train.micro_batch_size of the configuration
   int64_t micro_batches = 1;     // per optimizer step (gradient accumulation)
+  // Documents per synthetic row (cut at random places; position ids restart at each), which
+  // attention.document_mask keeps apart.
+  int64_t documents = 1;
   int warmup = 2;
   int steps = 5;
   std::string out;      // JSON path; empty for none
@@ -83,6 +86,9 @@ struct StepBenchmarkReport {
   std::string dtype;
   std::string torch_version;
   std::string activation_checkpointing;
+  bool keep_attention = false;  // train.activation_checkpointing_keep_attention
+  bool document_mask = false;   // attention.document_mask
+  int64_t documents = 1;        // per synthetic row
   int64_t parameters = 0;
   int64_t seq_len = 0;
   int64_t micro_batch_size = 0;

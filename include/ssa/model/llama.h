@@ -9,6 +9,8 @@
 
 #include "ssa/attention/alignment_loss.h"
 #include "ssa/attention/attention_spec.h"
+#include "ssa/attention/document_mask.h"
+#include "ssa/attention/kept_attention.h"
 #include "ssa/compat/torch_compat.h"
 #include "ssa/config/config.h"
 #include "ssa/model/rope.h"
@@ -45,17 +47,25 @@ struct ForwardResult {
   std::vector<torch::Tensor> selections;   // per layer [B, T, H_sel, K] (keep_selections)
 };
 
+// What a layer's first run keeps for its second: activation checkpointing runs a layer again in
+// the backward pass. The sparse stream's block selection, so that the recomputation attends over
+// the same blocks without routing again; with `attention`, also what the fused attention ops
+// computed (attention/kept_attention.h), so that it does not attend again either, for the memory
+// of their outputs until the backward pass reaches the layer.
+struct KeptLayer {
+  bool attention = true;
+  torch::Tensor selection;
+  attention::KeptAttention full, sparse;
+};
+
 // Per-call state the decoder layers read and fill.
 struct LayerContext {
   const ForwardOptions& options;
   const RopeTables& rope;
   ForwardResult& result;
-  torch::Tensor document_starts;  // int32 [B, T] with options.document_mask, else undefined
-  // A layer's block selection kept across its runs (activation checkpointing runs a layer again in
-  // the backward pass): a sparse stream stores its routing here when undefined and reuses it when
-  // defined, so the recomputation attends over the same blocks without routing again. Null: route
-  // every time.
-  torch::Tensor* kept_selection = nullptr;
+  torch::Tensor document_starts;     // int32 [B, T] with options.document_mask, else undefined
+  attention::DocumentSpans documents;  // document_spans(document_starts) on CUDA, else undefined
+  KeptLayer* kept = nullptr;         // null: keep nothing
 };
 
 class RMSNormImpl : public torch::nn::Module {

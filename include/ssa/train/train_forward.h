@@ -26,7 +26,9 @@ struct MicroBatchLoss {
 class TrainForward {
  public:
   // `checkpointing`: "none" | "full" | "selective" (layers 0, every, 2 * every, ...).
-  TrainForward(model::LlamaForCausalLM model, const std::string& checkpointing, int64_t every);
+  // `keep_attention`: checkpointed layers keep their attention results (model::KeptLayer).
+  TrainForward(model::LlamaForCausalLM model, const std::string& checkpointing, int64_t every,
+               bool keep_attention = true);
 
   MicroBatchLoss operator()(const MicroBatch& batch, const model::ForwardOptions& options);
 
@@ -37,6 +39,7 @@ class TrainForward {
   model::RopeParameters rope_;
   std::string checkpointing_;
   int64_t every_;
+  bool keep_attention_;
 };
 
 }  // namespace ssa::train

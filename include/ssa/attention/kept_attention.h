@@ -1,0 +1,35 @@
+// An attention op's results kept for a second run of the same layer. Activation checkpointing
+// runs a layer again in the backward pass; the fused attention ops (cuDNN and FlashAttention
+// through LibTorch, the block-sparse kernels) then take what they computed the first time instead
+// of attending again, as torchtitan's selective checkpointing keeps SDPA's outputs. What is kept
+// belongs to the op: its output and the softmax statistics its backward needs.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ssa/compat/torch_compat.h"
+
+namespace ssa::attention {
+
+struct KeptAttention {
+  std::string op;                      // the op that kept them
+  std::vector<torch::Tensor> tensors;  // empty until the first run
+};
+
+// The results `op` kept if there are some (taken: `kept` is empty afterwards), else `run()`,
+// whose results are kept when `kept` is given. Results another op kept (a second run may pick
+// another kernel) are dropped and `op` runs. Null `kept`: always `run()`.
+template <class Run>
+std::vector<torch::Tensor> take_or_run(KeptAttention* kept, const char* op, Run&& run) {
+  if (kept != nullptr && !kept->tensors.empty()) {
+    std::vector<torch::Tensor> results = std::exchange(kept->tensors, {});
+    if (kept->op == op) return results;
+  }
+  std::vector<torch::Tensor> results = run();
+  if (kept != nullptr) *kept = {op, results};
+  return results;
+}
+
+}  // namespace ssa::attention
