@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "ssa/util/error.h"
@@ -52,7 +53,13 @@ DocumentSpans document_spans(const torch::Tensor& starts) {
   int64_t longest = 0;
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < T; ++t) {
-      if (start[b * T + t] != t) continue;
+      const int32_t s = start[b * T + t];
+      if (s != t && (t == 0 || s != start[b * T + t - 1])) {
+        throw UsageError("document spans: token " + std::to_string(t) + " of row " + std::to_string(b) +
+                         " starts its document at " + std::to_string(s) +
+                         ", neither itself nor where the token before it starts");
+      }
+      if (s != t) continue;
       if (!offsets.empty()) longest = std::max<int64_t>(longest, b * T + t - offsets.back());
       offsets.push_back(static_cast<int32_t>(b * T + t));
     }
@@ -62,6 +69,7 @@ DocumentSpans document_spans(const torch::Tensor& starts) {
   DocumentSpans spans;
   spans.offsets = torch::tensor(offsets, torch::kInt32).to(starts.device());
   spans.longest = longest;
+  spans.tokens = B * T;
   return spans;
 }
 

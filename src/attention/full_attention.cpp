@@ -67,7 +67,7 @@ torch::Tensor full_attention(const torch::Tensor& q, const torch::Tensor& k, con
 #if SSA_HAS_SDPA
   if (q.is_cuda() && backend != Backend::kReference) {
     check_document_starts(document_starts, q);
-    if (fused_full_attention_supports(q, k, v)) {
+    if (fused_full_attention_supports(q, k, v, kept)) {
       const DocumentSpans documents = !document_starts.defined() ? DocumentSpans{}
                                       : spans.offsets.defined()   ? spans
                                                                   : document_spans(document_starts);

@@ -3,6 +3,9 @@
 #if SSA_HAS_SDPA
 
 #include <optional>
+#include <string>
+
+#include "ssa/util/error.h"
 
 namespace ssa::attention {
 namespace {
@@ -14,8 +17,16 @@ using torch::autograd::variable_list;
 constexpr int64_t kSdpFlash = 1;
 constexpr int64_t kSdpCudnn = 3;
 
-int64_t sdpa_choice(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  return at::_fused_sdp_choice(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {}, 0.0, /*is_causal=*/true,
+// SDPA's choice for these inputs. It depends on whether a backward pass will run, which it will
+// for a checkpointed layer's first run too (without autograd, then recomputed with it): both runs
+// must take the same op for the second to use what the first kept.
+int64_t sdpa_choice(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const KeptAttention* kept) {
+  const bool backward = kept != nullptr || q.requires_grad() || k.requires_grad() || v.requires_grad();
+  auto heads_first = [backward](const torch::Tensor& x) {
+    auto view = x.transpose(1, 2);
+    return backward && !view.requires_grad() ? view.detach().requires_grad_(true) : view;
+  };
+  return at::_fused_sdp_choice(heads_first(q), heads_first(k), heads_first(v), {}, 0.0, /*is_causal=*/true,
                                std::nullopt, /*enable_gqa=*/true);
 }
 
@@ -80,17 +91,23 @@ struct FlashAttention : public torch::autograd::Function<FlashAttention> {
 
 }  // namespace
 
-bool fused_full_attention_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+bool fused_full_attention_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   const KeptAttention* kept) {
   if (!q.is_cuda() || q.dim() != 4 || q.size(3) % 8 != 0 || q.size(3) > 256) return false;
-  const int64_t choice = sdpa_choice(q, k, v);
+  const int64_t choice = sdpa_choice(q, k, v, kept);
   return choice == kSdpCudnn || choice == kSdpFlash;
 }
 
 torch::Tensor fused_full_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    const DocumentSpans& spans, KeptAttention* kept) {
   const int64_t B = q.size(0), T = q.size(1);
+  if (spans.offsets.defined() && (spans.tokens != B * T || spans.offsets.device() != q.device())) {
+    throw UsageError("full attention: document spans of " + std::to_string(spans.tokens) + " tokens on " +
+                     spans.offsets.device().str() + " for queries of " + std::to_string(B * T) + " tokens on " +
+                     q.device().str());
+  }
   if (spans.documents() <= B) {  // one document per row: plain causal attention
-    if (sdpa_choice(q, k, v) == kSdpCudnn) {
+    if (sdpa_choice(q, k, v, kept) == kSdpCudnn) {
       return CudnnAttention::apply(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), kept).transpose(1, 2);
     }
     const auto no_offsets = torch::empty({0}, q.options().dtype(torch::kInt32));

@@ -296,7 +296,7 @@ std::vector<Field> build_schema() {
               "A checkpointed layer keeps the output and softmax statistics of its fused attention kernels "
               "(cuDNN, FlashAttention, the block-sparse kernels) from its first run, so that its recomputation "
               "does not attend again; costs the memory of those outputs (2 x B x T x Hq x D bytes per layer and "
-              "stream in bf16). The block selection is kept either way.");
+              "stream in bf16, plus a float32 log-sum-exp of B x T x Hq). The block selection is kept either way.");
   r.add<bool>("train.fused_kernels", SSA_ACCESS(train.fused_kernels),
               "RMSNorm, RoPE, SwiGLU, the attention output gate, the alignment loss and the cross entropy "
               "through this project's CUDA kernels (bf16 on a GPU; one pass each way); false: eager ATen ops, "

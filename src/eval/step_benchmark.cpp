@@ -57,8 +57,8 @@ double median_seconds(torch::Device device, int warmup, int repeats, const std::
 }
 
 struct ForwardBackward {
-  double forward = 0;           // forward alone, without autograd (as a checkpointed layer's first pass)
   double forward_backward = 0;  // forward with autograd, then backward
+  double recomputed = 0;        // the forward again, without autograd, in a checkpointed layer's backward
 };
 
 // What the benchmark runs with, shared by the training steps and the isolated measurements.
@@ -85,14 +85,29 @@ ForwardBackward time_attention(const Setup& s, const std::string& method) {
   const auto backend = attention::parse_backend(a.backend);
   const auto align = attention::align_spec(s.config.ssa.align);
   const auto starts = a.document_mask ? attention::document_starts(s.positions) : torch::Tensor();
-  const auto documents = attention::cuda_document_spans(starts);
+  const auto documents = method != "sparse" ? attention::cuda_document_spans(starts) : attention::DocumentSpans{};
+
+  // What a checkpointed layer keeps from its first run for its recomputation (model::KeptLayer):
+  // the block selection, and with train.activation_checkpointing_keep_attention what the fused
+  // attention ops keep; `kept` null: nothing.
+  model::KeptLayer* kept = nullptr;
 
   // The op's outputs and the gradients the rest of the model sends back into them: the output
   // projection's into the main stream, 1 into the alignment loss (the other stream's only one).
   const auto forward = [&](std::vector<torch::Tensor>& outputs, std::vector<torch::Tensor>& grads) {
     torch::Tensor o_full, o_sparse;
-    if (method != "sparse") o_full = attention::full_attention(q, k, v, backend, a.query_chunk, starts, documents);
-    if (method != "full") o_sparse = attention::sparse_attention(q, k, v, sparse, backend, a.query_chunk, {}, starts);
+    const bool keep_attention = kept != nullptr && kept->attention;
+    if (method != "sparse") {
+      o_full = attention::full_attention(q, k, v, backend, a.query_chunk, starts, documents,
+                                         keep_attention ? &kept->full : nullptr);
+    }
+    if (method != "full") {
+      torch::Tensor selection = kept != nullptr ? kept->selection : torch::Tensor();
+      if (!selection.defined()) selection = attention::route_blocks(q, k, sparse, backend, a.query_chunk, starts);
+      if (kept != nullptr) kept->selection = selection;
+      o_sparse = attention::sparse_attention(q, k, v, sparse, backend, a.query_chunk, selection, starts,
+                                             keep_attention ? &kept->sparse : nullptr);
+    }
     outputs = {method == "sparse" ? o_sparse : o_full};
     grads = {grad_output};
     if (method == "ssa") {
@@ -101,15 +116,28 @@ ForwardBackward time_attention(const Setup& s, const std::string& method) {
     }
   };
   ForwardBackward t;
-  t.forward = median_seconds(s.device, s.warmup, s.repeats, [&] {
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> outputs, grads;
-    forward(outputs, grads);
-  });
   t.forward_backward = median_seconds(s.device, s.warmup, s.repeats, [&] {
     std::vector<torch::Tensor> outputs, grads;
     forward(outputs, grads);
     torch::autograd::grad(outputs, {q, k, v}, grads);
+  });
+
+  // The recomputation: a first run fills the slots; each timed run starts from what it kept.
+  model::KeptLayer first_run;
+  first_run.attention = s.config.train.activation_checkpointing_keep_attention;
+  {
+    torch::NoGradGuard no_grad;
+    kept = &first_run;
+    std::vector<torch::Tensor> outputs, grads;
+    forward(outputs, grads);
+  }
+  model::KeptLayer slots;
+  kept = &slots;
+  t.recomputed = median_seconds(s.device, s.warmup, s.repeats, [&] {
+    torch::NoGradGuard no_grad;
+    slots = first_run;
+    std::vector<torch::Tensor> outputs, grads;
+    forward(outputs, grads);
   });
   return t;
 }
@@ -133,7 +161,7 @@ ForwardBackward time_gemms(const Setup& s, const std::vector<Gemm>& gemms) {
     for (const auto& o : operands) torch::matmul(o.x, o.w.t());
   };
   ForwardBackward t;
-  t.forward = median_seconds(s.device, s.warmup, s.repeats, forward);
+  t.recomputed = median_seconds(s.device, s.warmup, s.repeats, forward);
   t.forward_backward = median_seconds(s.device, s.warmup, s.repeats, [&] {
     forward();
     for (const auto& o : operands) {
@@ -159,17 +187,13 @@ IsolatedTimes time_isolated(const Setup& s, const std::string& method) {
   for (int64_t l = 0; l < m.num_layers; ++l) {
     checkpointed_layers += train::layer_checkpointed(t.activation_checkpointing, t.activation_checkpointing_every, l);
   }
-  const auto per_layer = [&](const ForwardBackward& layer_times, int64_t recomputed_layers) {
+  const auto per_layer = [&](const ForwardBackward& layer_times) {
     return static_cast<double>(m.num_layers) * layer_times.forward_backward +
-           static_cast<double>(recomputed_layers) * layer_times.forward;
+           static_cast<double>(checkpointed_layers) * layer_times.recomputed;
   };
-  // Recomputed layers take their kept attention results where the fused kernels ran: on a GPU in
-  // half precision (attention/kept_attention.h).
-  const bool attention_kept = t.activation_checkpointing_keep_attention && s.device.is_cuda() &&
-                              s.dtype != torch::kFloat32;
 
   IsolatedTimes times;
-  times.attention = per_layer(time_attention(s, method), attention_kept ? 0 : checkpointed_layers);
+  times.attention = per_layer(time_attention(s, method));
 
   const int64_t rows = B * T, q_width = m.num_heads * m.head_dim, kv_width = m.num_kv_heads * m.head_dim;
   std::vector<Gemm> layer{{rows, m.hidden_size, q_width},
@@ -181,7 +205,7 @@ IsolatedTimes time_isolated(const Setup& s, const std::string& method) {
                           {rows, m.intermediate_size, m.hidden_size}};
   if (m.gate == "headwise") layer.push_back({rows, m.hidden_size, m.num_heads});
   if (m.gate == "elementwise") layer.push_back({rows, m.hidden_size, q_width});
-  times.matmul = per_layer(time_gemms(s, layer), checkpointed_layers);
+  times.matmul = per_layer(time_gemms(s, layer));
 
   // The LM head runs with its loss in chunks (linear_cross_entropy.h): its three products per
   // chunk, never recomputed.

@@ -2,6 +2,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
+
 #include "ssa/attention/document_mask.h"
 #include "ssa/attention/full_attention.h"
 #include "ssa/attention/sparse_attention.h"
@@ -80,6 +82,17 @@ torch::Tensor LlamaAttentionImpl::gate_logits(const torch::Tensor& x) {
   return {};
 }
 
+bool computes_full_attention(const ForwardOptions& options) {
+  if (options.dual_stream) return true;
+  if (options.layer_modes.empty()) return options.mode == attention::Mode::kFull;
+  return std::find(options.layer_modes.begin(), options.layer_modes.end(), attention::Mode::kFull) !=
+         options.layer_modes.end();
+}
+
+attention::DocumentSpans forward_document_spans(const ForwardOptions& options, const torch::Tensor& document_starts) {
+  return computes_full_attention(options) ? attention::cuda_document_spans(document_starts) : attention::DocumentSpans{};
+}
+
 LlamaMLPImpl::LlamaMLPImpl(const config::ModelConfig& c) {
   gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size));
   up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size));
@@ -131,7 +144,7 @@ ForwardResult LlamaForCausalLMImpl::forward(const torch::Tensor& tokens, const F
   if (options.dual_stream) result.layer_align.resize(config_.num_layers);
   if (options.keep_selections) result.selections.resize(config_.num_layers);
   const auto starts = options.document_mask ? attention::document_starts(positions) : torch::Tensor();
-  LayerContext context{options, rope, result, starts, attention::cuda_document_spans(starts)};
+  LayerContext context{options, rope, result, starts, forward_document_spans(options, starts)};
 
   auto h = model->embed_tokens(tokens);
   for (int64_t l = 0; l < config_.num_layers; ++l) {

@@ -28,7 +28,7 @@ MicroBatchLoss TrainForward::operator()(const MicroBatch& batch, const model::Fo
   const model::RopeTables rope = model::rope_tables(rope_, batch.positions);
   const torch::Tensor document_starts =
       options.document_mask ? attention::document_starts(batch.positions) : torch::Tensor();
-  const attention::DocumentSpans documents = attention::cuda_document_spans(document_starts);
+  const attention::DocumentSpans documents = model::forward_document_spans(options, document_starts);
 
   std::vector<torch::Tensor> layer_align;
   auto h = m.model->embed_tokens(batch.inputs);

@@ -97,9 +97,16 @@ TEST(DocumentMask, SpansListTheDocumentsOfTheFlattenedRows) {
   EXPECT_TRUE(torch::equal(spans.offsets, torch::tensor({0, 3, 5, 9, 10, 13, 20}, torch::kInt32)));
   EXPECT_EQ(spans.documents(), 6);
   EXPECT_EQ(spans.longest, 7);
+  EXPECT_EQ(spans.tokens, 20);
   EXPECT_EQ(document_spans(torch::zeros({3, 5}, torch::kInt32)).documents(), 3);
   EXPECT_FALSE(cuda_document_spans(starts).offsets.defined()) << "CPU starts need no spans";
   EXPECT_THROW(document_spans(torch::zeros({5}, torch::kInt32)), UsageError);
+  // Starts that are not documents: a row that does not start at 0, a start in the future, a
+  // token that starts where no earlier token does.
+  for (const auto& bad : {torch::tensor({{1, 1, 1}}, torch::kInt32), torch::tensor({{0, 2, 2}}, torch::kInt32),
+                          torch::tensor({{0, 1, 0}}, torch::kInt32)}) {
+    EXPECT_THROW(document_spans(bad), UsageError) << bad;
+  }
 }
 
 TEST(DocumentMask, FullAttentionOfAPackedRowEqualsTheDocumentsAlone) {

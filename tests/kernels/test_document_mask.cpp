@@ -15,6 +15,7 @@
 #include "sparse_attention.h"
 #include "ssa/attention/document_mask.h"
 #include "ssa/attention/full_attention.h"
+#include "ssa/attention/kept_attention.h"
 #include "ssa/attention/sparse_attention.h"
 #include "ssa/attention/sparse_attention_cuda.h"
 
@@ -235,14 +236,20 @@ TEST(DocumentMaskCuda, FusedFullAttentionMatchesTheReference) {
       const auto starts_cuda = starts.to(torch::kCUDA);
       const auto spans = attention::document_spans(starts_cuda);
       EXPECT_EQ(spans.documents() == c.batch, one_document_per_row);
+      attention::KeptAttention kept;  // records which fused op ran
       expect_matches_reference(
           in,
           [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-            return attention::full_attention(q, k, v, attention::Backend::kAuto, 128, starts_cuda, spans);
+            return attention::full_attention(q, k, v, attention::Backend::kAuto, 128, starts_cuda, spans, &kept);
           },
           [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
             return attention::full_attention_reference(q, k, v, 128, starts);
           });
+      if (one_document_per_row) {
+        EXPECT_TRUE(kept.op == "cudnn" || kept.op == "flash") << kept.op;
+      } else {
+        EXPECT_EQ(kept.op, "flash") << "FlashAttention's varlen kernel";
+      }
     }
   }
 }

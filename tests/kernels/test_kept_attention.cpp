@@ -5,7 +5,9 @@
 // that recomputes them and of one without checkpointing.
 #include <ATen/cuda/CUDAContext.h>
 
+#include <algorithm>
 #include <functional>
+#include <iostream>
 
 #include "kernel_test_util.h"
 #include "ssa/attention/document_mask.h"
@@ -33,23 +35,30 @@ TEST(KeptAttentionCuda, EachFusedOpTakesWhatItsFirstRunKept) {
   const KernelCase c{2, 640, 8, 2, 64, 16, 8, true};
   const auto starts = equal_document_starts(c.batch, c.length, 3);
   const auto spans = attention::document_spans(starts);
-  const std::vector<std::pair<std::string, Attend>> ops{
-      {"cuDNN",
+  // Each op with the names it may keep under: dense rows go to cuDNN or FlashAttention, whichever
+  // SDPA picks.
+  struct Op {
+    std::string name;
+    std::vector<std::string> kept_as;
+    Attend attend;
+  };
+  const std::vector<Op> ops{
+      {"dense", {"cudnn", "flash"},
        [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, attention::KeptAttention* kept) {
          return attention::full_attention(q, k, v, attention::Backend::kAuto, 128, {}, {}, kept);
        }},
-      {"FlashAttention varlen",
+      {"FlashAttention varlen", {"flash"},
        [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, attention::KeptAttention* kept) {
          return attention::full_attention(q, k, v, attention::Backend::kAuto, 128, starts, spans, kept);
        }},
-      {"block-sparse",
+      {"block-sparse", {"sparse"},
        [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, attention::KeptAttention* kept) {
          const auto selection = attention::route_blocks(q.detach(), k.detach(), c.spec(), attention::Backend::kCuda,
                                                         128, starts);
          return attention::sparse_attention(q, k, v, c.spec(), attention::Backend::kCuda, 128, selection, starts,
                                             kept);
        }}};
-  for (const auto& [name, attend] : ops) {
+  for (const auto& [name, kept_as, attend] : ops) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(name + ", seed " + std::to_string(seed));
     const Inputs in = random_inputs(c, seed);
@@ -69,6 +78,8 @@ TEST(KeptAttentionCuda, EachFusedOpTakesWhatItsFirstRunKept) {
       first = attend(in.q, in.k, in.v, &kept);
     }
     ASSERT_FALSE(kept.tensors.empty()) << "the first run keeps its results";
+    EXPECT_NE(std::find(kept_as.begin(), kept_as.end(), kept.op), kept_as.end()) << "kept by " << kept.op;
+    std::cout << "    " << name << ": kept by " << kept.op << "\n";
     EXPECT_TRUE(torch::equal(first, plain_out.detach()));
     auto second_leaves = leaves();
     const auto second = attend(second_leaves[0], second_leaves[1], second_leaves[2], &kept);
@@ -88,13 +99,14 @@ TEST(KeptAttentionCuda, EachFusedOpTakesWhatItsFirstRunKept) {
     kept.tensors[0] = torch::zeros_like(kept.tensors[0]);
     EXPECT_EQ(attend(in.q, in.k, in.v, &kept).abs().max().item<float>(), 0.f);
 
-    // Results kept by another op are dropped: this one attends.
+    // Results kept by another op are dropped: this one attends and keeps nothing.
     {
       torch::NoGradGuard no_grad;
       attend(in.q, in.k, in.v, &kept);
     }
     kept.op = "another op";
     EXPECT_TRUE(torch::equal(attend(in.q, in.k, in.v, &kept), first));
+    EXPECT_TRUE(kept.tensors.empty());
   }
 }
 

@@ -25,18 +25,21 @@ void check_document_starts(const torch::Tensor& starts, const torch::Tensor& q);
 // `starts`): key <= t and key >= starts[t].
 torch::Tensor visible_keys(const torch::Tensor& starts, int64_t t0, int64_t n, int64_t keys, torch::Device device);
 
-// The documents of rows as spans of their tokens flattened to one stream of B * T, the form
-// varlen attention kernels take. `offsets` int32 [documents + 1] on the starts' device: the first
-// token of each document in the stream, then B * T; `longest`: tokens in the longest document.
+// The documents of rows as spans of their tokens flattened to one stream of `tokens` = B * T, the
+// form varlen attention kernels take. `offsets` int32 [documents + 1] on the starts' device: the
+// first token of each document in the stream, then B * T; `longest`: tokens in the longest one.
 struct DocumentSpans {
   torch::Tensor offsets;
   int64_t longest = 0;
+  int64_t tokens = 0;
 
   int64_t documents() const { return offsets.defined() ? offsets.size(0) - 1 : 0; }
 };
 
-// The spans of `starts` (int32 [B, T] from document_starts), computed on the host: a CUDA
-// `starts` is copied there once, which waits for the work queued before it.
+// The spans of `starts` (int32 [B, T] as document_starts makes them: 0 at every row's first
+// token, then each token's start either itself or its predecessor's; UsageError otherwise),
+// computed on the host: a CUDA `starts` is copied there once, which waits for the work queued
+// before it.
 DocumentSpans document_spans(const torch::Tensor& starts);
 
 // document_spans of CUDA starts, which the fused kernels take; nothing for undefined or CPU starts.

@@ -1,9 +1,9 @@
 // Causal full attention on CUDA through LibTorch's fused attention kernels called as explicit
-// forward and backward ops: cuDNN for rows that are one document each, FlashAttention-2's varlen
-// kernel for packed rows of several documents (grouped-query heads native: no mask tensor, no K
-// and V expanded to the query heads) and for single-document rows where SDPA itself would pick
-// FlashAttention. As autograd functions of their own they save their output and log-sum-exp for
-// the backward pass and can keep them for a layer's recomputation (kept_attention.h).
+// forward and backward ops: for rows that are one document each, cuDNN or FlashAttention-2,
+// whichever SDPA itself would pick; for packed rows of several documents, FlashAttention-2's
+// varlen kernel (grouped-query heads native: no mask tensor, no K and V expanded to the query
+// heads). As autograd functions of their own they save their output and log-sum-exp for the
+// backward pass and can keep them for a layer's recomputation (kept_attention.h).
 #pragma once
 
 #include "ssa/attention/document_mask.h"
@@ -14,12 +14,15 @@ namespace ssa::attention {
 
 #if SSA_HAS_SDPA
 // Whether the fused ops take q [B, T, Hq, D] and k, v [B, T, Hkv, D]: SDPA's own choice for them
-// (causal, grouped-query) is cuDNN or FlashAttention, and the head dim suits FlashAttention's
-// varlen kernel (a multiple of 8, at most 256).
-bool fused_full_attention_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+// (causal, grouped-query, with a backward pass when they require grad or `kept` is given) is cuDNN
+// or FlashAttention, and the head dim suits FlashAttention's varlen kernel (a multiple of 8, at
+// most 256). Pass the `kept` of the call.
+bool fused_full_attention_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   const KeptAttention* kept = nullptr);
 
-// Causal attention inside the documents of `spans` (document_spans of the rows' starts; undefined
-// offsets: one document per row). Returns [B, T, Hq, D]. `kept`: see kept_attention.h.
+// Causal attention inside the documents of `spans` (document_spans of the rows' starts, on q's
+// device; undefined offsets: one document per row). Returns [B, T, Hq, D]. `kept`: see
+// kept_attention.h.
 torch::Tensor fused_full_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    const DocumentSpans& spans, KeptAttention* kept = nullptr);
 #endif

@@ -19,16 +19,18 @@ struct KeptAttention {
 };
 
 // The results `op` kept if there are some (taken: `kept` is empty afterwards), else `run()`,
-// whose results are kept when `kept` is given. Results another op kept (a second run may pick
-// another kernel) are dropped and `op` runs. Null `kept`: always `run()`.
+// whose results are kept when `kept` is given and empty. Results another op kept are dropped and
+// `op` runs without keeping (the ops choose alike in both runs of a layer; this is the guard).
+// Null `kept`: always `run()`.
 template <class Run>
 std::vector<torch::Tensor> take_or_run(KeptAttention* kept, const char* op, Run&& run) {
-  if (kept != nullptr && !kept->tensors.empty()) {
+  if (kept == nullptr) return run();
+  if (!kept->tensors.empty()) {
     std::vector<torch::Tensor> results = std::exchange(kept->tensors, {});
-    if (kept->op == op) return results;
+    return kept->op == op ? results : run();
   }
   std::vector<torch::Tensor> results = run();
-  if (kept != nullptr) *kept = {op, results};
+  *kept = {op, results};
   return results;
 }
 

@@ -9,7 +9,8 @@
 // - attention: the attention op of one layer (full, sparse, or both streams and the alignment
 //   loss for ssa) timed alone, forward + backward, on random q, k, v of the step's shapes, times
 //   the layers and the micro-batches, plus one more forward for every activation-checkpointed
-//   layer (recomputed in backward).
+//   layer (recomputed in backward) as the recomputation runs it: with the block selection, and
+//   the attention results where the ops keep them, of a first run (model::KeptLayer).
 // - matmul: the model's GEMMs (q, k, v, o and gate projections, the MLP, the LM head) timed
 //   alone as torch::matmul on random tensors of the step's shapes, forward (x W^T) and backward
 //   (dY W and dY^T x), with the same recomputation count; the LM head in chunks of

@@ -40,6 +40,13 @@ struct ForwardOptions {
       on_attention_inputs;
 };
 
+// Whether a forward call with `options` computes full attention in some layer.
+bool computes_full_attention(const ForwardOptions& options);
+
+// The document spans a forward call's full attention takes (attention/document_mask.h): those of
+// CUDA `document_starts` when the call computes full attention, else nothing (no host copy).
+attention::DocumentSpans forward_document_spans(const ForwardOptions& options, const torch::Tensor& document_starts);
+
 struct ForwardResult {
   torch::Tensor hidden;                    // final-normed hidden states [B, T, hidden]
   torch::Tensor align;                     // mean over layers of the alignment loss (dual stream)
