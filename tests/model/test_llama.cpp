@@ -146,5 +146,22 @@ TEST(Llama, AKeptSelectionIsStoredByTheFirstRunAndUsedByTheNext) {
   EXPECT_TRUE(torch::equal(kept, previous)) << "a filled slot is left as it was";
 }
 
+// Only calls that compute full attention take document spans (and their copy to the host).
+TEST(Llama, FullAttentionIsComputedByFullAndDualStreamCallsAndLayerModesWithFull) {
+  ForwardOptions options;
+  options.mode = attention::Mode::kSparse;
+  EXPECT_FALSE(computes_full_attention(options));
+  options.dual_stream = true;
+  EXPECT_TRUE(computes_full_attention(options));
+  options.dual_stream = false;
+  options.layer_modes = {attention::Mode::kSparse, attention::Mode::kSparse};
+  EXPECT_FALSE(computes_full_attention(options));
+  options.layer_modes[1] = attention::Mode::kFull;
+  EXPECT_TRUE(computes_full_attention(options));
+  options.layer_modes.clear();
+  options.mode = attention::Mode::kFull;
+  EXPECT_TRUE(computes_full_attention(options));
+}
+
 }  // namespace
 }  // namespace ssa::model
