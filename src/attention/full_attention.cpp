@@ -67,11 +67,11 @@ torch::Tensor full_attention(const torch::Tensor& q, const torch::Tensor& k, con
 #if SSA_HAS_SDPA
   if (q.is_cuda() && backend != Backend::kReference) {
     check_document_starts(document_starts, q);
-    if (fused_full_attention_supports(q, k, v, kept)) {
+    if (const auto kernel = fused_full_attention_kernel(q, k, v, kept); kernel != FusedFullKernel::kNone) {
       const DocumentSpans documents = !document_starts.defined() ? DocumentSpans{}
                                       : spans.offsets.defined()   ? spans
                                                                   : document_spans(document_starts);
-      return fused_full_attention(q, k, v, documents, kept);
+      return fused_full_attention(q, k, v, kernel, documents, kept);
     }
     if (document_starts.defined()) return masked_sdpa(q, k, v, query_chunk, document_starts);
     // [B, T, H, D] viewed as [B, H, T, D]: cuDNN takes the strided layout without a copy.

@@ -3,6 +3,7 @@
 #if SSA_HAS_SDPA
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "ssa/util/error.h"
@@ -91,15 +92,17 @@ struct FlashAttention : public torch::autograd::Function<FlashAttention> {
 
 }  // namespace
 
-bool fused_full_attention_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                   const KeptAttention* kept) {
-  if (!q.is_cuda() || q.dim() != 4 || q.size(3) % 8 != 0 || q.size(3) > 256) return false;
+FusedFullKernel fused_full_attention_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                            const KeptAttention* kept) {
+  if (!q.is_cuda() || q.dim() != 4 || q.size(3) % 8 != 0 || q.size(3) > 256) return FusedFullKernel::kNone;
   const int64_t choice = sdpa_choice(q, k, v, kept);
-  return choice == kSdpCudnn || choice == kSdpFlash;
+  if (choice == kSdpCudnn) return FusedFullKernel::kCudnn;
+  return choice == kSdpFlash ? FusedFullKernel::kFlash : FusedFullKernel::kNone;
 }
 
 torch::Tensor fused_full_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                   const DocumentSpans& spans, KeptAttention* kept) {
+                                   FusedFullKernel kernel, const DocumentSpans& spans, KeptAttention* kept) {
+  if (kernel == FusedFullKernel::kNone) throw std::invalid_argument("fused_full_attention: no kernel chosen");
   const int64_t B = q.size(0), T = q.size(1);
   if (spans.offsets.defined() && (spans.tokens != B * T || spans.offsets.device() != q.device())) {
     throw UsageError("full attention: document spans of " + std::to_string(spans.tokens) + " tokens on " +
@@ -107,7 +110,7 @@ torch::Tensor fused_full_attention(const torch::Tensor& q, const torch::Tensor& 
                      q.device().str());
   }
   if (spans.documents() <= B) {  // one document per row: plain causal attention
-    if (sdpa_choice(q, k, v, kept) == kSdpCudnn) {
+    if (kernel == FusedFullKernel::kCudnn) {
       return CudnnAttention::apply(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), kept).transpose(1, 2);
     }
     const auto no_offsets = torch::empty({0}, q.options().dtype(torch::kInt32));

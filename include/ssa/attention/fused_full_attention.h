@@ -13,18 +13,20 @@
 namespace ssa::attention {
 
 #if SSA_HAS_SDPA
-// Whether the fused ops take q [B, T, Hq, D] and k, v [B, T, Hkv, D]: SDPA's own choice for them
-// (causal, grouped-query, with a backward pass when they require grad or `kept` is given) is cuDNN
-// or FlashAttention, and the head dim suits FlashAttention's varlen kernel (a multiple of 8, at
-// most 256). Pass the `kept` of the call.
-bool fused_full_attention_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                   const KeptAttention* kept = nullptr);
+// The fused op that runs plain causal rows: SDPA's own choice for q [B, T, Hq, D] and k, v
+// [B, T, Hkv, D] (causal, grouped-query, with a backward pass when they require grad or `kept` is
+// given), when that is cuDNN or FlashAttention; kNone when it is another kernel or the head dim
+// does not suit FlashAttention's varlen kernel (a multiple of 8, at most 256). Asked once per call.
+enum class FusedFullKernel { kNone, kCudnn, kFlash };
+FusedFullKernel fused_full_attention_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                            const KeptAttention* kept = nullptr);
 
 // Causal attention inside the documents of `spans` (document_spans of the rows' starts, on q's
-// device; undefined offsets: one document per row). Returns [B, T, Hq, D]. `kept`: see
-// kept_attention.h.
+// device; undefined offsets: one document per row) with `kernel` (not kNone) for rows of one
+// document, FlashAttention's varlen kernel otherwise. Returns [B, T, Hq, D]. `kept`: see
+// kept_attention.h; pass the one `kernel` was chosen with.
 torch::Tensor fused_full_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                   const DocumentSpans& spans, KeptAttention* kept = nullptr);
+                                   FusedFullKernel kernel, const DocumentSpans& spans, KeptAttention* kept = nullptr);
 #endif
 
 }  // namespace ssa::attention
