@@ -443,7 +443,7 @@ void launch_select(const __nv_bfloat16* q, const __nv_bfloat16* hi, const __nv_b
   const size_t smem = sizeof(__nv_bfloat16) * 2 * 2 * kTileBlocks * STRIDE;
   auto kernel = block_select_kernel<D, kGroup, E>;
   SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  // Registers allow three to six CTAs per SM (select_min_ctas); the default carveout fits fewer.
+  // Registers allow three to five CTAs per SM (select_min_ctas); the default carveout fits fewer.
   SSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                       cudaSharedmemCarveoutMaxShared));
   constexpr int kWarps = select_warps<D, kGroup, E>();
