@@ -50,6 +50,11 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* global, bool
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(smem)), "l"(global),
                "r"(valid ? 16 : 0));
 }
+// 16-byte async copy that allocates in L1 (.ca): for data that other warps of the CTA may load too.
+__device__ __forceinline__ void cp_async_16_l1(void* smem, const void* global, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(smem)), "l"(global),
+               "r"(valid ? 16 : 0));
+}
 // 4-byte async copy (L1-allocating: the only form that takes sizes below 16).
 __device__ __forceinline__ void cp_async_4(void* smem, const void* global, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(smem)), "l"(global),
