@@ -1,6 +1,7 @@
 // Shared pieces of the CUDA kernel tests: problem shapes, fresh random inputs, error metrics.
 #pragma once
 
+#include <ATen/cuda/CUDAContext.h>
 #include <gtest/gtest.h>
 
 #include <cuda_bf16.h>
@@ -107,6 +108,25 @@ inline kernels::BlockSelectShape block_select_shape(const KernelCase& c) {
   shape.slots = std::min(c.topk, (c.length + c.block_size - 1) / c.block_size);
   shape.group = c.group;
   return shape;
+}
+
+// The routing kernel's selection of `in` ([B, T, H_sel, slots] int32 on the GPU), launched into a
+// poisoned tensor that it must overwrite entirely. `document_starts`: int32 [B, T] on the GPU, or
+// undefined for unmasked rows.
+inline torch::Tensor run_block_select(const KernelCase& c, const Inputs& in,
+                                      const torch::Tensor& document_starts = torch::Tensor()) {
+  const kernels::BlockSelectShape shape = block_select_shape(c);
+  const int64_t h_sel = c.group ? c.kv_heads : c.q_heads;
+  auto selection = torch::full({c.batch, c.length, h_sel, shape.slots}, kPoison,
+                               torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA));
+  auto workspace = torch::empty({static_cast<int64_t>(kernels::block_select_workspace_bytes(shape))},
+                                torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA));
+  kernels::block_select(bf16_data(in.q), bf16_data(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
+                        at::cuda::getCurrentCUDAStream().stream(),
+                        document_starts.defined() ? document_starts.data_ptr<int32_t>() : nullptr);
+  torch::cuda::synchronize();
+  EXPECT_EQ(selection.eq(kPoison).sum().item<int64_t>(), 0) << "entries left unwritten";
+  return selection;
 }
 
 // A valid selection that is not the routing's: the current block, then distinct random past

@@ -1,6 +1,4 @@
 // The routing kernel (kernels/block_select.cu) against float64 loops and the ATen reference path.
-#include <ATen/cuda/CUDAContext.h>
-
 #include <algorithm>
 #include <numeric>
 
@@ -76,27 +74,13 @@ std::vector<int64_t> sampled_tokens(int64_t T, int64_t count, uint64_t seed) {
   return tokens;
 }
 
-class BlockSelectTest : public ::testing::TestWithParam<KernelCase> {};
-
-TEST_P(BlockSelectTest, MatchesFloat64TopK) {
-  SSA_REQUIRE_CUDA();
-  const KernelCase c = GetParam();
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  const Inputs in = random_inputs(c, seed);
+// Runs the kernel on `in` into a poisoned output and checks every row (every 48 sampled tokens past
+// 8k) against the float64 top-k.
+void check_kernel_selection(const KernelCase& c, const Inputs& in, uint64_t seed) {
   const auto spec = c.spec();
-
   const kernels::BlockSelectShape shape = block_select_shape(c);
   const int64_t h_sel = c.group ? c.kv_heads : c.q_heads;
-  // Poisoned output: every entry must be overwritten.
-  auto selection = torch::full({c.batch, c.length, h_sel, shape.slots}, kPoison,
-                               torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA));
-  auto workspace = torch::empty({static_cast<int64_t>(kernels::block_select_workspace_bytes(shape))},
-                                torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA));
-  kernels::block_select(bf16_data(in.q), bf16_data(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
-                        at::cuda::getCurrentCUDAStream().stream());
-  torch::cuda::synchronize();
-  EXPECT_EQ(selection.eq(kPoison).sum().item<int64_t>(), 0) << "entries left unwritten";
+  const auto selection = run_block_select(c, in);
   EXPECT_TRUE(selection.ge(-1).all().item<bool>());
 
   // The binding runs the same deterministic kernel.
@@ -125,6 +109,16 @@ TEST_P(BlockSelectTest, MatchesFloat64TopK) {
   EXPECT_LE(inexact, std::max<int64_t>(2, st.rows / 50)) << st.exact << " of " << st.rows << " rows exact";
 }
 
+class BlockSelectTest : public ::testing::TestWithParam<KernelCase> {};
+
+TEST_P(BlockSelectTest, MatchesFloat64TopK) {
+  SSA_REQUIRE_CUDA();
+  const KernelCase c = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  check_kernel_selection(c, random_inputs(c, seed), seed);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, BlockSelectTest,
     ::testing::Values(KernelCase{2, 1000, 8, 2, 64, 16, 16, true},     // group of 4, T not a multiple of Bs
@@ -142,6 +136,26 @@ INSTANTIATE_TEST_SUITE_P(
                       KernelCase{1, 2500, 8, 4, 64, 16, 60, true},     // group of 2, 59 past slots
                       KernelCase{1, 131072, 4, 1, 64, 16, 16, true}),  // 128k tokens, sampled rows
     [](const auto& info) { return info.param.name(); });
+
+// Importance that grows steadily toward recent blocks (as local attention makes it in trained
+// models) and the opposite, shrinking: the two orders of a row's candidates in which nearly every
+// block beats the list's threshold when met, for a walk in either direction. Every key gains
+// slope * t / T in every dimension and every query a positive offset, so q . kbar drifts along t.
+TEST(BlockSelect, ImportanceDriftingAlongTheSequence) {
+  SSA_REQUIRE_CUDA();
+  for (const double slope : {1.0, -1.0}) {
+    for (const bool group : {true, false}) {
+      const KernelCase c{2, 2000, 8, 2, 64, 16, 16, group};
+      const uint64_t seed = fresh_seed();
+      SCOPED_TRACE(c.name() + " slope " + std::to_string(slope) + " seed " + std::to_string(seed));
+      Inputs in = random_inputs(c, seed);
+      const auto position = torch::arange(c.length, in.k.options().dtype(torch::kFloat32)) / c.length;
+      in.k = (in.k.to(torch::kFloat32) + slope * position.view({1, -1, 1, 1})).to(torch::kBFloat16);
+      in.q = (in.q.to(torch::kFloat32) + 0.5).to(torch::kBFloat16);
+      check_kernel_selection(c, in, seed);
+    }
+  }
+}
 
 // The kernel and the ATen reference path (float32) agree up to near-ties.
 TEST(BlockSelect, AgreesWithAtenReference) {

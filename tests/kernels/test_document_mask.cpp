@@ -75,14 +75,7 @@ TEST_P(DocumentMaskKernelTest, SelectionStaysInsideDocuments) {
 
   const kernels::BlockSelectShape shape = block_select_shape(c);
   const int64_t h_sel = c.group ? c.kv_heads : c.q_heads;
-  auto selection = torch::full({c.batch, c.length, h_sel, shape.slots}, kPoison,
-                               torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA));
-  auto workspace = torch::empty({static_cast<int64_t>(kernels::block_select_workspace_bytes(shape))},
-                                torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA));
-  kernels::block_select(bf16_data(in.q), bf16_data(in.k), selection.data_ptr<int32_t>(), workspace.data_ptr(), shape,
-                        at::cuda::getCurrentCUDAStream().stream(), starts_cuda.data_ptr<int32_t>());
-  torch::cuda::synchronize();
-  EXPECT_EQ(selection.eq(kPoison).sum().item<int64_t>(), 0) << "entries left unwritten";
+  const auto selection = run_block_select(c, in, starts_cuda);
   EXPECT_TRUE(torch::equal(selection, attention::select_blocks_cuda(in.q, in.k, c.spec(), starts_cuda)));
 
   // Slot 0 the current block, then min(K - 1, candidates) distinct blocks of the document's
