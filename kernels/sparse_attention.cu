@@ -477,23 +477,38 @@ __device__ __forceinline__ int64_t segment_of(int64_t b, int hk, int64_t t, int6
   return ((b * p.Hkv + hk) * chunks + t / query_chunk) * p.num_blocks + j;
 }
 
-// Pass over every selection entry: count (fill == false) or place (fill == true).
+// One thread per selection row (b, t, selection head): count (fill == false) or place (fill == true)
+// its K entries in the segments of its KV head and query chunk. The row's indices are derived once,
+// in 32 bits (check_sparse_attention_shape keeps the entries below 2^31), not per entry: with a
+// 64-bit division chain per entry this pass was most of the inversion's time.
 template <bool kFill>
 __global__ void index_kernel(const int32_t* __restrict__ selection, int32_t* __restrict__ counts,
                              const int32_t* __restrict__ offsets, int32_t* __restrict__ entries, Dims p,
-                             int64_t query_chunk, int64_t chunks, int64_t total) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int32_t j = selection[i];
-    if (j < 0 || j >= p.num_blocks) continue;
-    const int64_t row = i / p.K;  // (b, t, hs)
-    const int hs = static_cast<int>(row % p.Hsel);
-    const int64_t t = (row / p.Hsel) % p.T;
-    const int64_t b = row / (p.Hsel * p.T);
-    const int hk = hs / p.SH;
-    const int64_t seg = segment_of(b, hk, t, j, p, query_chunk, chunks);
-    const int32_t position = atomicAdd(&counts[seg], 1);
-    if (kFill) entries[offsets[seg] + position] = static_cast<int32_t>(t * p.SH + hs % p.SH);
+                             int64_t query_chunk, int64_t chunks, int rows) {
+  const int row = static_cast<int>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (row >= rows) return;
+  const int hs = row % p.Hsel;
+  const int bt = row / p.Hsel;
+  const int T = static_cast<int>(p.T);
+  const int t = bt % T, b = bt / T;
+  const int64_t first_segment = segment_of(b, hs / p.SH, t, 0, p, query_chunk, chunks);
+  const int32_t entry = t * p.SH + hs % p.SH;
+  const int32_t* const slots = selection + static_cast<int64_t>(row) * p.K;
+  auto place = [&](int32_t j) {
+    if (j < 0 || j >= p.num_blocks) return;
+    const int32_t position = atomicAdd(&counts[first_segment + j], 1);
+    if (kFill) entries[offsets[first_segment + j] + position] = entry;
+  };
+  if (p.K % 4 == 0 && reinterpret_cast<uintptr_t>(slots) % 16 == 0) {
+    for (int s = 0; s < p.K; s += 4) {
+      const int4 four = *reinterpret_cast<const int4*>(slots + s);
+      place(four.x);
+      place(four.y);
+      place(four.z);
+      place(four.w);
+    }
+  } else {
+    for (int s = 0; s < p.K; ++s) place(slots[s]);
   }
 }
 
@@ -1156,18 +1171,18 @@ Index build_index(const int32_t* selection, unsigned char* base, const Layout& l
   int32_t* entries = reinterpret_cast<int32_t*>(base + layout.entries);
   int64_t* cta_segment = reinterpret_cast<int64_t*>(base + layout.cta_segment);
   SSA_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * (seg.count + 1), stream));
-  const int64_t selection_total = layout.entries_max;
+  const int rows = static_cast<int>(layout.entries_max / p.K);
   const int threads = 256;
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>((selection_total + threads - 1) / threads, 65536));
+  const unsigned grid = static_cast<unsigned>((rows + threads - 1) / threads);
   index_kernel<false><<<grid, threads, 0, stream>>>(selection, counts, nullptr, nullptr, p, seg.query_chunk,
-                                                     seg.chunks, selection_total);
+                                                     seg.chunks, rows);
   SSA_CUDA_CHECK_LAUNCH("index_kernel<count>");
   size_t scan_bytes = layout.scan_bytes;
   SSA_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(base + layout.scan, scan_bytes, counts, offsets,
                                                static_cast<int64_t>(seg.count + 1), stream));
   SSA_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * (seg.count + 1), stream));
   index_kernel<true><<<grid, threads, 0, stream>>>(selection, counts, offsets, entries, p, seg.query_chunk,
-                                                    seg.chunks, selection_total);
+                                                    seg.chunks, rows);
   SSA_CUDA_CHECK_LAUNCH("index_kernel<fill>");
   if (layout.ctas > 0) {
     cta_segments_kernel<<<static_cast<unsigned>((layout.ctas + 255) / 256), 256, 0, stream>>>(
