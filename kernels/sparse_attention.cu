@@ -1173,7 +1173,7 @@ Index build_index(const int32_t* selection, unsigned char* base, const Layout& l
   SSA_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * (seg.count + 1), stream));
   const int rows = static_cast<int>(layout.entries_max / p.K);
   const int threads = 256;
-  const unsigned grid = static_cast<unsigned>((rows + threads - 1) / threads);
+  const unsigned grid = static_cast<unsigned>((static_cast<int64_t>(rows) + threads - 1) / threads);
   index_kernel<false><<<grid, threads, 0, stream>>>(selection, counts, nullptr, nullptr, p, seg.query_chunk,
                                                      seg.chunks, rows);
   SSA_CUDA_CHECK_LAUNCH("index_kernel<count>");
