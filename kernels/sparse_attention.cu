@@ -477,38 +477,86 @@ __device__ __forceinline__ int64_t segment_of(int64_t b, int hk, int64_t t, int6
   return ((b * p.Hkv + hk) * chunks + t / query_chunk) * p.num_blocks + j;
 }
 
-// One thread per selection row (b, t, selection head): count (fill == false) or place (fill == true)
-// its K entries in the segments of its KV head and query chunk. The row's indices are derived once,
-// in 32 bits (check_sparse_attention_shape keeps the entries below 2^31), not per entry: with a
-// 64-bit division chain per entry this pass was most of the inversion's time.
+// The selection's inversion in two levels. A CTA takes the selection rows of kInversionRows / SH
+// consecutive tokens of one (b, KV head, query chunk), whose entries all fall in the segments of
+// that chunk: it counts them per key block in shared memory and adds each non-empty count to the
+// global one with a single atomic (count), or reserves each segment's range with a single atomic
+// and places its entries by shared-memory atomics (fill). A per-entry global atomic was most of
+// the inversion's time: thousands of entries of a chunk land on the same few hundred counters.
+// Key blocks are handled in windows of kInversionWindow counters (one window up to 128k tokens at
+// block size 16). Within a segment the order of entries is arbitrary, as before.
+constexpr int kInversionThreads = 256;
+constexpr int kInversionRows = 1024;     // selection rows per CTA
+constexpr int kInversionWindow = 8192;   // shared-memory counters (32 KB)
+
+struct InversionTiles {
+  int64_t tokens;      // tokens per CTA
+  int64_t per_chunk;   // CTAs per query chunk
+};
+
 template <bool kFill>
-__global__ void index_kernel(const int32_t* __restrict__ selection, int32_t* __restrict__ counts,
-                             const int32_t* __restrict__ offsets, int32_t* __restrict__ entries, Dims p,
-                             int64_t query_chunk, int64_t chunks, int rows) {
-  const int row = static_cast<int>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  const int hs = row % p.Hsel;
-  const int bt = row / p.Hsel;
-  const int T = static_cast<int>(p.T);
-  const int t = bt % T, b = bt / T;
-  const int64_t first_segment = segment_of(b, hs / p.SH, t, 0, p, query_chunk, chunks);
-  const int32_t entry = t * p.SH + hs % p.SH;
-  const int32_t* const slots = selection + static_cast<int64_t>(row) * p.K;
-  auto place = [&](int32_t j) {
-    if (j < 0 || j >= p.num_blocks) return;
-    const int32_t position = atomicAdd(&counts[first_segment + j], 1);
-    if (kFill) entries[offsets[first_segment + j] + position] = entry;
-  };
-  if (p.K % 4 == 0 && reinterpret_cast<uintptr_t>(slots) % 16 == 0) {
-    for (int s = 0; s < p.K; s += 4) {
-      const int4 four = *reinterpret_cast<const int4*>(slots + s);
-      place(four.x);
-      place(four.y);
-      place(four.z);
-      place(four.w);
+__global__ void __launch_bounds__(kInversionThreads)
+    index_kernel(const int32_t* __restrict__ selection, int32_t* __restrict__ counts,
+                 const int32_t* __restrict__ offsets, int32_t* __restrict__ entries, Dims p, int64_t query_chunk,
+                 int64_t chunks, InversionTiles tiles) {
+  extern __shared__ int32_t local[];
+  // blockIdx.x = ((b * Hkv + hk) * chunks + chunk) * per_chunk + tile
+  const int64_t tile = blockIdx.x % tiles.per_chunk;
+  const int64_t bhc = blockIdx.x / tiles.per_chunk;  // (b * Hkv + hk) * chunks + chunk
+  const int64_t chunk = bhc % chunks;
+  const int64_t bh = bhc / chunks;
+  const int hk = static_cast<int>(bh % p.Hkv);
+  const int64_t b = bh / p.Hkv;
+  const int64_t t_begin = chunk * query_chunk + tile * tiles.tokens;
+  const int64_t t_end = std::min(std::min(t_begin + tiles.tokens, (chunk + 1) * query_chunk), p.T);
+  if (t_begin >= t_end) return;
+  const int rows = static_cast<int>(t_end - t_begin) * p.SH;
+  const int64_t first_segment = segment_of(b, hk, t_begin, 0, p, query_chunk, chunks);
+  const bool vector_slots = p.K % 4 == 0 && reinterpret_cast<uintptr_t>(selection) % 16 == 0;
+
+  // Calls visit(j, entry) for every entry of the CTA's rows whose block lies in [w0, w0 + n).
+  auto for_each_entry = [&](int64_t w0, int n, auto&& visit) {
+    for (int r = threadIdx.x; r < rows; r += kInversionThreads) {
+      const int64_t t = t_begin + r / p.SH;
+      const int s = r % p.SH;
+      const int32_t entry = static_cast<int32_t>(t) * p.SH + s;
+      const int32_t* slots = selection + ((b * p.T + t) * p.Hsel + static_cast<int64_t>(hk) * p.SH + s) * p.K;
+      auto take = [&](int32_t j) {
+        if (j >= w0 && j < w0 + n) visit(static_cast<int>(j - w0), entry);
+      };
+      if (vector_slots) {
+        for (int k = 0; k < p.K; k += 4) {
+          const int4 four = *reinterpret_cast<const int4*>(slots + k);
+          take(four.x);
+          take(four.y);
+          take(four.z);
+          take(four.w);
+        }
+      } else {
+        for (int k = 0; k < p.K; ++k) take(slots[k]);
+      }
     }
-  } else {
-    for (int s = 0; s < p.K; ++s) place(slots[s]);
+  };
+
+  for (int64_t w0 = 0; w0 < p.num_blocks; w0 += kInversionWindow) {
+    const int n = static_cast<int>(std::min<int64_t>(kInversionWindow, p.num_blocks - w0));
+    for (int i = threadIdx.x; i < n; i += kInversionThreads) local[i] = 0;
+    __syncthreads();
+    for_each_entry(w0, n, [&](int i, int32_t) { atomicAdd(&local[i], 1); });
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += kInversionThreads) {
+      const int32_t here = local[i];
+      if (here == 0) continue;
+      const int64_t segment = first_segment + w0 + i;
+      const int32_t before = atomicAdd(&counts[segment], here);
+      // fill: the CTA's first position in the segment, advanced below by each entry it places.
+      if (kFill) local[i] = offsets[segment] + before;
+    }
+    if (kFill) {
+      __syncthreads();
+      for_each_entry(w0, n, [&](int i, int32_t entry) { entries[atomicAdd(&local[i], 1)] = entry; });
+    }
+    __syncthreads();
   }
 }
 
@@ -1156,6 +1204,8 @@ Layout make_layout(const SparseAttentionShape& s, Pass pass) {
   return l;
 }
 
+void fail(const std::string& what) { throw std::invalid_argument("sparse attention kernels: " + what); }
+
 struct Index {
   const int32_t* offsets;
   const int32_t* entries;
@@ -1171,18 +1221,22 @@ Index build_index(const int32_t* selection, unsigned char* base, const Layout& l
   int32_t* entries = reinterpret_cast<int32_t*>(base + layout.entries);
   int64_t* cta_segment = reinterpret_cast<int64_t*>(base + layout.cta_segment);
   SSA_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * (seg.count + 1), stream));
-  const int rows = static_cast<int>(layout.entries_max / p.K);
-  const int threads = 256;
-  const unsigned grid = static_cast<unsigned>((static_cast<int64_t>(rows) + threads - 1) / threads);
-  index_kernel<false><<<grid, threads, 0, stream>>>(selection, counts, nullptr, nullptr, p, seg.query_chunk,
-                                                     seg.chunks, rows);
+  InversionTiles tiles{};
+  tiles.tokens = std::max(1, kInversionRows / p.SH);
+  // A sequence shorter than a query chunk needs only the tiles of its own tokens.
+  tiles.per_chunk = (std::min<int64_t>(seg.query_chunk, p.T) + tiles.tokens - 1) / tiles.tokens;
+  const int64_t grid = shape.batch * p.Hkv * seg.chunks * tiles.per_chunk;
+  if (grid > INT32_MAX) fail("too many selection rows for the inversion's grid");
+  const size_t smem = sizeof(int32_t) * static_cast<size_t>(std::min<int64_t>(kInversionWindow, p.num_blocks));
+  index_kernel<false><<<static_cast<unsigned>(grid), kInversionThreads, smem, stream>>>(
+      selection, counts, nullptr, nullptr, p, seg.query_chunk, seg.chunks, tiles);
   SSA_CUDA_CHECK_LAUNCH("index_kernel<count>");
   size_t scan_bytes = layout.scan_bytes;
   SSA_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(base + layout.scan, scan_bytes, counts, offsets,
                                                static_cast<int64_t>(seg.count + 1), stream));
   SSA_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * (seg.count + 1), stream));
-  index_kernel<true><<<grid, threads, 0, stream>>>(selection, counts, offsets, entries, p, seg.query_chunk,
-                                                    seg.chunks, rows);
+  index_kernel<true><<<static_cast<unsigned>(grid), kInversionThreads, smem, stream>>>(
+      selection, counts, offsets, entries, p, seg.query_chunk, seg.chunks, tiles);
   SSA_CUDA_CHECK_LAUNCH("index_kernel<fill>");
   if (layout.ctas > 0) {
     cta_segments_kernel<<<static_cast<unsigned>((layout.ctas + 255) / 256), 256, 0, stream>>>(
@@ -1191,8 +1245,6 @@ Index build_index(const int32_t* selection, unsigned char* base, const Layout& l
   }
   return {offsets, entries, cta_segment};
 }
-
-void fail(const std::string& what) { throw std::invalid_argument("sparse attention kernels: " + what); }
 
 }  // namespace
 
