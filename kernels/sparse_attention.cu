@@ -514,7 +514,7 @@ __global__ void __launch_bounds__(kInversionThreads)
   const int64_t first_segment = segment_of(b, hk, t_begin, 0, p, query_chunk, chunks);
   const bool vector_slots = p.K % 4 == 0 && reinterpret_cast<uintptr_t>(selection) % 16 == 0;
 
-  // Calls visit(j, entry) for every entry of the CTA's rows whose block lies in [w0, w0 + n).
+  // Calls visit(j - w0, entry) for every entry of the CTA's rows whose block j lies in [w0, w0 + n).
   auto for_each_entry = [&](int64_t w0, int n, auto&& visit) {
     for (int r = threadIdx.x; r < rows; r += kInversionThreads) {
       const int64_t t = t_begin + r / p.SH;
