@@ -317,9 +317,9 @@ std::vector<Field> build_schema() {
   r.add<double>("optim.grad_clip", SSA_ACCESS(optim.grad_clip),
                 "Clip the global gradient L2 norm to this value; 0 = no clipping.");
   r.add<bool>("optim.fused", SSA_ACCESS(optim.fused),
-              "AdamW through LibTorch's multi-tensor fused kernel (`_fused_adamw_`, CUDA, LibTorch 2.x): one "
-              "pass over the weights, gradients and moments; false: one update per tensor from ATen ops. Same "
-              "arithmetic; no effect on the CPU.");
+              "AdamW through this project's multi-tensor kernel (`kernels/adamw.cu`, CUDA builds): one pass "
+              "over the weights, gradients (bf16 or fp32) and moments that also writes the bf16 compute "
+              "weights; false: one update per tensor from ATen ops. Same arithmetic; no effect on the CPU.");
   // --- schedule ---------------------------------------------------------------------------
   r.add<std::string>("schedule.type", SSA_ACCESS(schedule.type),
                      "Learning rate after the linear warmup: `cosine` or `linear` decay to `schedule.min_lr` over the "

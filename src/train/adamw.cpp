@@ -1,7 +1,8 @@
 #include "ssa/train/adamw.h"
 
 #include <cmath>
-#include <optional>
+#include <stdexcept>
+
 #include <fmt/format.h>
 
 #include "ssa/util/error.h"
@@ -25,70 +26,52 @@ AdamW::AdamW(model::NamedTensors parameters, std::vector<bool> decay, AdamWOptio
     exp_avg_.push_back(torch::zeros_like(p));
     exp_avg_sq_.push_back(torch::zeros_like(p));
   }
-#if SSA_TORCH_AT_LEAST(2, 0)
-  // The fused kernel wants float32 tensors on one CUDA device (it runs on the CPU from 2.4 only).
+#if SSA_HAVE_CUDA_KERNELS
   fused_ = options_.fused && !parameters_.empty();
   for (const auto& [name, p] : parameters_) {
-    fused_ = fused_ && p.is_cuda() && p.scalar_type() == torch::kFloat32 &&
+    fused_ = fused_ && p.is_cuda() && p.scalar_type() == torch::kFloat32 && p.is_contiguous() &&
              p.device() == parameters_.front().second.device();
   }
-  if (fused_) {
-    step_counts_ = torch::zeros({static_cast<int64_t>(parameters_.size())}, parameters_.front().second.options());
-  }
 #endif
 }
 
-void AdamW::step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale) {
+void AdamW::step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale,
+                 const std::vector<torch::Tensor>& compute_copies) {
   torch::NoGradGuard no_grad;
   if (grads.size() != parameters_.size()) throw std::invalid_argument("AdamW::step: one gradient per parameter");
+  if (!compute_copies.empty() && compute_copies.size() != parameters_.size()) {
+    throw std::invalid_argument("AdamW::step: one compute copy per parameter, or none");
+  }
   ++steps_;
+  const double t = static_cast<double>(steps_);
+  const AdamWStepScalars s{options_.beta1,
+                           options_.beta2,
+                           options_.eps,
+                           1.0 - lr * options_.weight_decay,
+                           lr / (1.0 - std::pow(options_.beta1, t)),
+                           std::sqrt(1.0 - std::pow(options_.beta2, t)),
+                           grad_scale};
+#if SSA_HAVE_CUDA_KERNELS
   if (fused_) {
-    fused_step(lr, grads, grad_scale);
-  } else {
-    unfused_step(lr, grads, grad_scale);
+    adamw_update_cuda(parameters_, grads, exp_avg_, exp_avg_sq_, compute_copies, decay_, s);
+    return;
   }
-}
-
-void AdamW::fused_step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale) {
-#if SSA_TORCH_AT_LEAST(2, 0)
-  step_counts_.fill_(static_cast<double>(steps_));
-  const auto counts = step_counts_.unbind();
-  // The kernel divides the gradients by grad_scale (AMP's unscaling); clipping multiplies.
-  std::optional<torch::Tensor> divide_by;
-  if (grad_scale != 1.0) divide_by = torch::full({}, 1.0 / grad_scale, step_counts_.options());
-  // One call per weight decay: the kernel takes one value for all its tensors.
-  for (const bool decays : {true, false}) {
-    std::vector<torch::Tensor> p, g, m, v, t;
-    for (size_t i = 0; i < parameters_.size(); ++i) {
-      if (decay_[i] != decays) continue;
-      p.push_back(parameters_[i].second);
-      g.push_back(grads[i]);
-      m.push_back(exp_avg_[i]);
-      v.push_back(exp_avg_sq_[i]);
-      t.push_back(counts[i]);
-    }
-    if (p.empty()) continue;
-    at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, t, lr, options_.beta1, options_.beta2,
-                      decays ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false, /*maximize=*/false,
-                      divide_by, /*found_inf=*/std::nullopt);
-  }
-#else
-  throw std::logic_error("AdamW: the fused kernel needs LibTorch 2.x");
 #endif
+  unfused_step(s, grads, compute_copies);
 }
 
-void AdamW::unfused_step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale) {
-  const double b1 = options_.beta1, b2 = options_.beta2;
-  const double bias1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
-  const double bias2_sqrt = std::sqrt(1.0 - std::pow(b2, static_cast<double>(steps_)));
+void AdamW::unfused_step(const AdamWStepScalars& s, const std::vector<torch::Tensor>& grads,
+                         const std::vector<torch::Tensor>& compute_copies) {
   for (size_t i = 0; i < parameters_.size(); ++i) {
     auto& p = parameters_[i].second;
-    const torch::Tensor g = grad_scale == 1.0 ? grads[i] : grads[i] * grad_scale;
-    if (decay_[i] && options_.weight_decay != 0.0) p.mul_(1.0 - lr * options_.weight_decay);
-    exp_avg_[i].mul_(b1).add_(g, 1.0 - b1);
-    exp_avg_sq_[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
-    const auto denom = (exp_avg_sq_[i].sqrt() / bias2_sqrt).add_(options_.eps);
-    p.addcdiv_(exp_avg_[i], denom, -lr / bias1);
+    const torch::Tensor g32 = grads[i].to(p.scalar_type());
+    const torch::Tensor g = s.grad_scale == 1.0 ? g32 : g32 * s.grad_scale;
+    if (decay_[i] && options_.weight_decay != 0.0) p.mul_(s.decay_factor);
+    exp_avg_[i].mul_(s.beta1).add_(g, 1.0 - s.beta1);
+    exp_avg_sq_[i].mul_(s.beta2).addcmul_(g, g, 1.0 - s.beta2);
+    const auto denom = (exp_avg_sq_[i].sqrt() / s.bias2_sqrt).add_(s.eps);
+    p.addcdiv_(exp_avg_[i], denom, -s.step_size);
+    if (!compute_copies.empty()) compute_copies[i].copy_(p);
   }
 }
 

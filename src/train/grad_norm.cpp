@@ -10,7 +10,8 @@ double global_grad_norm(const std::vector<torch::Tensor>& grads) {
 torch::Tensor gradient_norms(const std::vector<torch::Tensor>& grads) {
   std::vector<torch::Tensor> norms;
   norms.reserve(grads.size());
-  for (const auto& g : grads) norms.push_back(g.to(torch::kFloat32).norm());
+  // Accumulated in fp32 from bf16 gradients as they are, without an fp32 copy of them.
+  for (const auto& g : grads) norms.push_back(at::linalg_vector_norm(g, 2, {}, false, torch::kFloat32));
   return torch::stack(norms);
 }
 

@@ -95,7 +95,7 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const St
     loss.backward();
     if (parallel_) {
       parallel_->after_backward(last);
-    } else {
+    } else if (!last) {
       weights_.accumulate();
     }
     if (i == 0) {
@@ -122,9 +122,11 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro_batches, const St
   if (parallel_) result.skipped = parallel_->group().any(result.skipped, "non-finite check");
   if (!result.skipped) {
     result.clip = clip_factor(result.grad_norm, config_.optim.grad_clip);
-    optimizer_.step(lr, grads, result.clip);
+    // A sharded optimizer updates pieces of the masters: they reach the model after the gather.
+    const bool whole_tensors = !parallel_ || !parallel_->shards_optimizer();
+    optimizer_.step(lr, grads, result.clip, whole_tensors ? weights_.compute_copies() : std::vector<torch::Tensor>{});
     if (parallel_) parallel_->after_update();
-    weights_.publish();
+    if (!whole_tensors) weights_.publish();
   }
   weights_.zero_gradients();
   if (parallel_) result.communication_seconds = parallel_->take_communication_seconds();

@@ -1,15 +1,16 @@
-// AdamW through LibTorch's multi-tensor fused kernel (at::_fused_adamw_, optim.fused, see
-// train/adamw.h) against the per-tensor ATen update on the same GPU and on CPU copies (the
-// reference): parameters and both moments after every step of a short run with changing learning
-// rates, gradient scales and clipping factors, on tensors of mixed shapes and weight decay; and a
-// restore of its state that continues bit for bit.
+// AdamW through kernels/adamw.cu (optim.fused, see train/adamw.h) against the per-tensor ATen
+// update on the same GPU and on CPU copies (the reference): parameters and both moments after
+// every step of a short run with changing learning rates, gradient scales and clipping factors, on
+// tensors of mixed shapes and weight decay; bf16 gradients and the bf16 compute copies the kernel
+// writes (poisoned before); tensors whose data is not 16-byte aligned (the kernel's scalar path)
+// and more tensors than one launch takes; and a restore of its state that continues bit for bit.
 //
-// Tolerances: both paths do the update in float32 (the fused kernel partly in double, from its
-// double scalars), so parameters and moments agree to a few float32 ulps per step: a CPU emulation
-// of the kernel's arithmetic gives ~2e-7 relative after 6 steps, hence 1e-5 relative and 1e-5 of
-// the largest magnitude. The update itself (p after - p before) is compared as well, since a wrong
-// update small against the parameters would hide under 1e-5: the float32 rounding of p ~ 1 against
-// an update of ~1e-4 gives ~1e-5 relative, hence 1e-3.
+// Tolerances: both paths do the update in float32 with the same scalars, in another order of
+// roundings (the kernel contracts products and sums into FMAs), so parameters and moments agree to
+// a few float32 ulps per step: 1e-5 relative and 1e-5 of the largest magnitude. The update itself
+// (p after - p before) is compared as well, since a wrong update small against the parameters
+// would hide under 1e-5: the float32 rounding of p ~ 1 against an update of ~1e-4 gives ~1e-5
+// relative, hence 1e-3.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -119,15 +120,11 @@ void expect_same_updates(const std::string& what, const model::NamedTensors& got
   }
 }
 
-// Every test: a GPU, LibTorch 2.0 (at::_fused_adamw_), and a fresh seed for torch and `rng`,
-// named in every failure.
+// Every test: a GPU and a fresh seed for torch and `rng`, named in every failure.
 class FusedAdamW : public ::testing::Test {
  protected:
   void SetUp() override {
     SSA_REQUIRE_CUDA();
-#if !SSA_TORCH_AT_LEAST(2, 0)
-    GTEST_SKIP() << "at::_fused_adamw_ needs LibTorch 2.0";
-#endif
     const uint64_t seed = fresh_seed();
     seed_trace_ = std::make_unique<::testing::ScopedTrace>(__FILE__, __LINE__, "seed " + std::to_string(seed));
     torch::manual_seed(seed);
@@ -147,7 +144,7 @@ TEST_F(FusedAdamW, MatchesPerTensorUpdateOnGpuAndCpuOverSixSteps) {
   auto fused_p = parameters_on(start, torch::kCUDA), per_tensor_p = parameters_on(start, torch::kCUDA);
   auto cpu_p = parameters_on(start, torch::kCPU);
   train::AdamW fused(fused_p, decay, kFused), per_tensor(per_tensor_p, decay, kPerTensor), cpu(cpu_p, decay, kPerTensor);
-  ASSERT_TRUE(fused.fused()) << "CUDA float32 parameters with options.fused take _fused_adamw_";
+  ASSERT_TRUE(fused.fused()) << "CUDA float32 parameters with options.fused take the kernel";
   ASSERT_FALSE(per_tensor.fused());
   ASSERT_FALSE(cpu.fused());
 
@@ -174,6 +171,79 @@ TEST_F(FusedAdamW, MatchesPerTensorUpdateOnGpuAndCpuOverSixSteps) {
   }
   EXPECT_EQ(fused.steps(), static_cast<int64_t>(grad_scales.size()));
   EXPECT_EQ(cpu.steps(), fused.steps());
+}
+
+// bf16 gradients (a step of one micro-batch) and the bf16 copies written in the same pass: the
+// reference takes the same gradient values in float32; the copies equal the new parameters
+// rounded to bf16, everywhere (they start as NaN).
+TEST_F(FusedAdamW, Bf16GradientsAndComputeCopies) {
+  const auto start = initial_values();
+  const auto decay = decay_flags();
+  auto fused_p = parameters_on(start, torch::kCUDA);
+  auto cpu_p = parameters_on(start, torch::kCPU);
+  train::AdamW fused(fused_p, decay, kFused), cpu(cpu_p, decay, kPerTensor);
+  ASSERT_TRUE(fused.fused());
+  std::vector<torch::Tensor> copies;
+  for (const auto& [name, p] : fused_p) copies.push_back(torch::empty_like(p, p.options().dtype(torch::kBFloat16)));
+  const std::vector<double> grad_scales{1.0, 0.37, 1.0};
+  for (size_t step = 0; step < grad_scales.size(); ++step) {
+    SCOPED_TRACE("step " + std::to_string(step + 1));
+    for (auto& c : copies) c.fill_(std::numeric_limits<float>::quiet_NaN());
+    std::vector<torch::Tensor> bf16_grads, reference_grads;
+    for (const auto& g : random_gradients(0.3)) {
+      bf16_grads.push_back(g.to(torch::kCUDA, torch::kBFloat16));
+      reference_grads.push_back(bf16_grads.back().to(torch::kCPU, torch::kFloat32));
+    }
+    const auto fused_before = snapshot(fused_p), cpu_before = snapshot(cpu_p);
+    fused.step(2e-3, bf16_grads, grad_scales[step], copies);
+    cpu.step(2e-3, reference_grads, grad_scales[step]);
+    expect_close_tensors("parameters, fused (bf16 gradients) vs CPU", fused_p, cpu_p);
+    expect_close_tensors("moments, fused (bf16 gradients) vs CPU", fused.state_tensors(), cpu.state_tensors());
+    expect_same_updates("fused (bf16 gradients) vs CPU", fused_p, fused_before, cpu_p, cpu_before);
+    for (size_t i = 0; i < copies.size(); ++i) {
+      EXPECT_TRUE(torch::equal(copies[i], fused_p[i].second.to(torch::kBFloat16))) << fused_p[i].first << ": copy";
+    }
+  }
+}
+
+// Parameters, moments and gradients that start 4 bytes into their buffers (ZeRO's shard pieces
+// are views at any offset), and 45 tensors of 1 to 5000 values (two launches of the kernel).
+TEST_F(FusedAdamW, UnalignedTensorsAndManyTensors) {
+  std::uniform_int_distribution<int64_t> size(1, 5000);
+  std::vector<torch::Tensor> start;
+  std::vector<bool> decay;
+  for (int i = 0; i < 45; ++i) {
+    start.push_back(0.02 * torch::randn({size(rng)}));
+    decay.push_back(i % 3 != 0);
+  }
+  const auto unaligned_on = [](const torch::Tensor& values, torch::Device device) {
+    auto buffer = torch::zeros({values.numel() + 1}, values.options().device(device));
+    auto view = buffer.narrow(0, 1, values.numel());
+    view.copy_(values);
+    return view;
+  };
+  model::NamedTensors fused_p, cpu_p;
+  for (size_t i = 0; i < start.size(); ++i) {
+    const std::string name = "t" + std::to_string(i);
+    fused_p.emplace_back(name, i % 2 == 0 ? unaligned_on(start[i], torch::kCUDA) : start[i].to(torch::kCUDA).clone());
+    cpu_p.emplace_back(name, start[i].clone());
+  }
+  train::AdamW fused(fused_p, decay, kFused), cpu(cpu_p, decay, kPerTensor);
+  ASSERT_TRUE(fused.fused());
+  for (int step = 0; step < 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step + 1));
+    std::vector<torch::Tensor> fused_g, cpu_g;
+    for (const auto& s : start) {
+      cpu_g.push_back(torch::randn(s.sizes()));
+      fused_g.push_back(step % 2 == 0 ? unaligned_on(cpu_g.back(), torch::kCUDA) : cpu_g.back().to(torch::kCUDA));
+    }
+    const auto fused_before = snapshot(fused_p), cpu_before = snapshot(cpu_p);
+    fused.step(1e-3, fused_g, 0.81);
+    cpu.step(1e-3, cpu_g, 0.81);
+    expect_close_tensors("parameters", fused_p, cpu_p);
+    expect_close_tensors("moments", fused.state_tensors(), cpu.state_tensors());
+    expect_same_updates("updates", fused_p, fused_before, cpu_p, cpu_before);
+  }
 }
 
 TEST_F(FusedAdamW, RestoredStateContinuesBitForBit) {

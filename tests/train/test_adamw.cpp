@@ -43,6 +43,22 @@ TEST(AdamW, NoDecayLeavesAZeroGradientParameterUnchanged) {
   EXPECT_TRUE(torch::equal(kept, torch::ones({2, 2})));
 }
 
+TEST(AdamW, Bf16GradientsUpdateAsTheirFp32ValuesAndComputeCopiesFollow) {
+  torch::manual_seed(4);
+  const auto start = torch::randn({5, 7});
+  const auto g = torch::randn({5, 7}).to(torch::kBFloat16);
+  auto from_bf16 = start.clone(), from_fp32 = start.clone();
+  AdamW a({{"w", from_bf16}}, {true}, {0.9, 0.95, 1e-8, 0.1});
+  AdamW b({{"w", from_fp32}}, {true}, {0.9, 0.95, 1e-8, 0.1});
+  auto copy = torch::full({5, 7}, std::nanf(""), torch::kBFloat16);
+  a.step(1e-2, {g}, 0.5, {copy});
+  b.step(1e-2, {g.to(torch::kFloat32)}, 0.5);
+  EXPECT_TRUE(torch::equal(from_bf16, from_fp32));
+  EXPECT_FALSE(torch::equal(from_bf16, start));
+  EXPECT_TRUE(torch::equal(copy, from_bf16.to(torch::kBFloat16)));
+  EXPECT_THROW(a.step(1e-2, {g}, 1.0, {copy, copy}), std::invalid_argument);
+}
+
 TEST(AdamW, DecayRules) {
   EXPECT_FALSE(takes_weight_decay("model.norm.weight", torch::ones({4}), true));
   EXPECT_FALSE(takes_weight_decay("model.layers.0.input_layernorm.weight", torch::ones({4}), true));
@@ -85,6 +101,17 @@ TEST(GradNorm, GlobalNormAndClipFactor) {
   EXPECT_DOUBLE_EQ(clip_factor(5.0, 1.0), 0.2);
   EXPECT_DOUBLE_EQ(clip_factor(0.5, 1.0), 1.0);
   EXPECT_DOUBLE_EQ(clip_factor(5.0, 0.0), 1.0);  // clipping off
+}
+
+TEST(GradNorm, Bf16GradientsAccumulateInFp32) {
+  // 3000 entries of 1 + 2^-7 (exact in bf16): the norm 55.2002 lies between bf16's neighbours
+  // 55.0 and 55.25, so a norm rounded to bf16 would miss by 0.04 or more.
+  const double value = 1.0 + 1.0 / 128.0, want = std::sqrt(3000.0) * value;
+  const auto g = torch::full({3000}, value, torch::kBFloat16);
+  const auto norms = gradient_norms({g, torch::tensor({0.0f})});
+  EXPECT_EQ(norms.scalar_type(), torch::kFloat32);
+  EXPECT_NEAR(norms[0].item<double>(), want, 1e-3);
+  EXPECT_NEAR(global_grad_norm({g}), want, 1e-3);
 }
 
 }  // namespace

@@ -196,6 +196,33 @@ TEST(TrainStep, Bf16ComputeKeepsFp32Masters) {
   for (const auto& [name, w] : bf16.weights) EXPECT_EQ(w.scalar_type(), torch::kFloat32) << name;
 }
 
+// The optimizer writes the bf16 model weights as it updates the masters: after a step of one
+// micro-batch (bf16 gradients straight from autograd) and one of two (fp32 sums), the model holds
+// the masters rounded to bf16, and the second step moved them.
+TEST(TrainStep, Bf16StepsLeaveTheModelAtTheUpdatedMasters) {
+  const auto c = step_config({});
+  model::LlamaForCausalLM model(c.model);
+  model->initialize(11);
+  TrainStep step(c, model, torch::kBFloat16);
+  const auto batch = random_rows(12);
+  const auto expect_published = [&] {
+    const auto& masters = step.weights().masters();
+    const auto parameters = model->parameters();
+    ASSERT_EQ(parameters.size(), masters.size());
+    for (size_t i = 0; i < masters.size(); ++i) {
+      EXPECT_TRUE(torch::equal(parameters[i], masters[i].second.to(torch::kBFloat16))) << masters[i].first;
+    }
+  };
+  EXPECT_FALSE(step.run({batch}, {batch.target_tokens, 1}, 0, 1e-3, false).skipped);
+  expect_published();
+  const auto after_first = step.weights().masters().front().second.clone();
+  EXPECT_FALSE(step.run({row(batch, 0), row(batch, 1)}, {row(batch, 0).target_tokens + row(batch, 1).target_tokens, 2},
+                        1, 1e-3, false)
+                   .skipped);
+  expect_published();
+  EXPECT_FALSE(torch::equal(after_first, step.weights().masters().front().second));
+}
+
 }  // namespace
 }  // namespace ssa::train
 

@@ -42,6 +42,8 @@ class DataParallel {
   train::AdamW make_optimizer(const config::OptimConfig& optim) const;
   // The pieces that optimizer's state covers, in its parameter order.
   std::vector<StatePiece> optimizer_pieces() const;
+  // Whether that optimizer updates pieces of the masters (zero 1, 2) rather than whole tensors.
+  bool shards_optimizer() const { return masters_.has_value(); }
 
   // Around each micro-batch's backward pass (`last`: the step's last micro-batch).
   void before_backward(bool last);

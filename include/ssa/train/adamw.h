@@ -5,9 +5,10 @@
 // The update matches torch.optim.AdamW (amsgrad off):
 //   p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// On CUDA with LibTorch 2.x and `fused`, the update is LibTorch's multi-tensor `_fused_adamw_`
-// kernel (one launch per group of tensors, one pass over p, g, m and v; the arithmetic above in
-// float32); elsewhere, one update per tensor from ATen ops.
+// On a CUDA build with `fused` and CUDA parameters, the update is kernels/adamw.cu (a few
+// launches for all tensors, one pass over p, g, m and v, gradients read as bf16 where training
+// left them so, and the bf16 compute copy of each weight written in the same pass); elsewhere,
+// one update per tensor from ATen ops, which is also the tests' reference.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,15 @@ struct AdamWOptions {
 
 AdamWOptions adamw_options(const config::OptimConfig& optim);
 
+// The scalars of one update (t = the update's count), in double as the host computes them.
+struct AdamWStepScalars {
+  double beta1, beta2, eps;
+  double decay_factor;  // 1 - lr * weight_decay, for tensors that decay
+  double step_size;     // lr / (1 - beta1^t)
+  double bias2_sqrt;    // sqrt(1 - beta2^t)
+  double grad_scale;
+};
+
 // Whether the named parameter takes weight decay: never 1-D tensors (norm weights); the token
 // embedding and an untied LM head only when `embedding_weight_decay`.
 bool takes_weight_decay(const std::string& name, const torch::Tensor& parameter, bool embedding_weight_decay);
@@ -40,14 +50,17 @@ class AdamW {
   // `parameters`: fp32 master tensors updated in place; `decay[i]` says whether the i-th decays.
   AdamW(model::NamedTensors parameters, std::vector<bool> decay, AdamWOptions options);
 
-  // One update at learning rate `lr` from `grads` (fp32, same order and shapes as the
-  // parameters), each multiplied by `grad_scale` first (gradient clipping).
-  void step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale);
+  // One update at learning rate `lr` from `grads` (same order and shapes as the parameters;
+  // fp32, or bf16 as a step of one micro-batch leaves them), each multiplied by `grad_scale`
+  // first (gradient clipping). With `compute_copies` (one per parameter: the model's bf16
+  // weights), each updated parameter is also written into its copy.
+  void step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale,
+            const std::vector<torch::Tensor>& compute_copies = {});
 
   // Updates applied so far (t of the bias corrections).
   int64_t steps() const { return steps_; }
 
-  // Whether step() runs the fused kernel (options.fused, CUDA parameters, LibTorch 2.x).
+  // Whether step() runs the fused kernel (options.fused, CUDA parameters, a CUDA build).
   bool fused() const { return fused_; }
 
   // "exp_avg.<name>" and "exp_avg_sq.<name>" for every parameter (CPU copies, never aliases).
@@ -64,11 +77,19 @@ class AdamW {
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
   int64_t steps_ = 0;
   bool fused_ = false;
-  // The fused kernel reads t from one float32 tensor per parameter: views of this one.
-  torch::Tensor step_counts_;
 
-  void fused_step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale);
-  void unfused_step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale);
+  void unfused_step(const AdamWStepScalars& s, const std::vector<torch::Tensor>& grads,
+                    const std::vector<torch::Tensor>& compute_copies);
 };
+
+#if SSA_HAVE_CUDA_KERNELS
+// AdamW::step's update through kernels/adamw.cu: all tensors on one CUDA device, parameters and
+// moments contiguous float32. Gradients other than contiguous float32 or bf16 are converted
+// first; copies other than contiguous bf16 are written with copy_ after the update.
+void adamw_update_cuda(const model::NamedTensors& parameters, const std::vector<torch::Tensor>& grads,
+                       const std::vector<torch::Tensor>& exp_avg, const std::vector<torch::Tensor>& exp_avg_sq,
+                       const std::vector<torch::Tensor>& compute_copies, const std::vector<bool>& decay,
+                       const AdamWStepScalars& scalars);
+#endif
 
 }  // namespace ssa::train

@@ -11,7 +11,8 @@ namespace ssa::train {
 // gradient is non-finite.
 double global_grad_norm(const std::vector<torch::Tensor>& grads);
 
-// The L2 norm of each gradient (one pass per tensor, in fp32), stacked on the gradients' device;
+// The L2 norm of each gradient (fp32 or bf16; one pass per tensor, accumulated in fp32, an fp32
+// result), stacked on the gradients' device;
 // global_grad_norm is their norm. Shards of a gradient combine by summing their squares.
 torch::Tensor gradient_norms(const std::vector<torch::Tensor>& grads);
 
