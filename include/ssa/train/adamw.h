@@ -53,7 +53,9 @@ class AdamW {
   // One update at learning rate `lr` from `grads` (same order and shapes as the parameters;
   // fp32, or bf16 as a step of one micro-batch leaves them), each multiplied by `grad_scale`
   // first (gradient clipping). With `compute_copies` (one per parameter: the model's bf16
-  // weights), each updated parameter is also written into its copy.
+  // weights), each updated parameter is also written into its copy. The kernel writes through raw
+  // pointers, so autograd's version counters of what it writes do not move: call it, as an
+  // optimizer step is called, when no graph that saved those tensors is still alive.
   void step(double lr, const std::vector<torch::Tensor>& grads, double grad_scale,
             const std::vector<torch::Tensor>& compute_copies = {});
 
