@@ -10,6 +10,7 @@
 
 #include "cuda_check.h"
 #include "device_query.h"
+#include "vector_bf16.cuh"
 
 namespace ssa::kernels {
 namespace {
@@ -76,9 +77,9 @@ __device__ void update_vector(const AdamWTensor& t, int64_t begin, int64_t end, 
     v[u] = *reinterpret_cast<const float4*>(t.exp_avg_sq + i);
     if (t.grad_bf16) {
       const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const __nv_bfloat16*>(t.grad) + i);
-      const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
-      const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
-      g[u] = make_float4(lo.x, lo.y, hi.x, hi.y);
+      float unpacked[kVec];
+      unpack_bf16_vector(raw, unpacked);
+      g[u] = make_float4(unpacked[0], unpacked[1], unpacked[2], unpacked[3]);
     } else {
       g[u] = *reinterpret_cast<const float4*>(static_cast<const float*>(t.grad) + i);
     }
@@ -98,11 +99,8 @@ __device__ void update_vector(const AdamWTensor& t, int64_t begin, int64_t end, 
     *reinterpret_cast<float4*>(t.exp_avg + i) = m[u];
     *reinterpret_cast<float4*>(t.exp_avg_sq + i) = v[u];
     if (t.compute_copy != nullptr) {
-      const __nv_bfloat162 lo = __floats2bfloat162_rn(p[u].x, p[u].y), hi = __floats2bfloat162_rn(p[u].z, p[u].w);
-      uint2 raw;
-      raw.x = *reinterpret_cast<const uint32_t*>(&lo);
-      raw.y = *reinterpret_cast<const uint32_t*>(&hi);
-      *reinterpret_cast<uint2*>(t.compute_copy + i) = raw;
+      const float updated[kVec] = {p[u].x, p[u].y, p[u].z, p[u].w};
+      *reinterpret_cast<uint2*>(t.compute_copy + i) = pack_bf16_vector<uint2>(updated);
     }
   }
 }
