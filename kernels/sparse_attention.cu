@@ -18,6 +18,7 @@ namespace {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr int kKeyChunk = 16;  // keys per MMA step of the forward
+constexpr int kTileRows = 64;  // gathered rows per MMA tile of the key-major kernels (4 warps x 16)
 
 struct Dims {
   int64_t T;
@@ -25,6 +26,7 @@ struct Dims {
   int R;   // query heads per selection head (rows per selection)
   int G;   // query heads per KV head
   int SH;  // selection heads per KV head
+  int tile_entries, tile_heads;  // kTileRows / R and kTileRows % R, for stepping over gathered rows
   int64_t num_blocks;
   float scale, scale_log2;
   const int32_t* document_start;  // [B, T] first token of each token's document, or nullptr
@@ -42,6 +44,8 @@ Dims make_dims(const SparseAttentionShape& s) {
   d.R = d.Hq / d.Hsel;
   d.G = d.Hq / d.Hkv;
   d.SH = d.Hsel / d.Hkv;
+  d.tile_entries = kTileRows / d.R;
+  d.tile_heads = kTileRows % d.R;
   d.num_blocks = (s.length + s.block_size - 1) / s.block_size;
   d.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
   d.scale_log2 = d.scale * kLog2e;
@@ -66,17 +70,23 @@ struct QueryMajorWalk {
   static constexpr int STRIDE = D + 8;
   static constexpr int STAGE = 2 * kKeyChunk * STRIDE;  // K then V
   static constexpr size_t kCtaSmemBytes = sizeof(__nv_bfloat16) * kWarps * NS * STAGE;
+  // A chunk's K (or V) is kKeyChunk rows of D / 8 16-byte pieces; a lane copies one piece of
+  // every kCopyRows-th row.
+  static constexpr int kCopyRows = 32 / (D / 8);
 
   const Dims& p;
   const int lane;
-  int64_t t, b;
+  int64_t b;
+  int t;          // positions and key offsets within a sequence are 32-bit (check_sparse_attention_shape)
+  int first_key;  // keys before the first token of t's document are masked; 0 without masking
   int hs, hq0, hk;
-  int64_t first_key;  // keys before the first token of t's document are masked; 0 without masking
   int32_t sel_lo, sel_hi;
-  int chunks_per_block, chunks;
+  int chunk_shift, chunks;  // log2 of chunks per block (block sizes are powers of two), chunks in all
   const __nv_bfloat16* k_head;  // + key * key_stride
   const __nv_bfloat16* v_head;
-  int64_t key_stride;
+  int key_stride;
+  int copy_offset;              // of this lane's piece in a chunk's first rows: row * key_stride + col
+  __nv_bfloat16* copy_target;   // the same piece in the ring's first stage
   __nv_bfloat16* ring;
 
   // The item of the calling warp (kWarps per CTA); past the last item when the grid's tail is idle.
@@ -88,7 +98,7 @@ struct QueryMajorWalk {
       : p(dims),
         lane(threadIdx.x % 32),
         ring(reinterpret_cast<__nv_bfloat16*>(cta_smem) + (threadIdx.x / 32) * NS * STAGE) {
-    t = item % p.T;
+    t = static_cast<int>(item % p.T);
     hs = static_cast<int>((item / p.T) % p.Hsel);
     b = item / (p.T * p.Hsel);
     hq0 = hs * p.R;
@@ -99,68 +109,84 @@ struct QueryMajorWalk {
     sel_hi = lane + 32 < p.K ? sel[lane + 32] : -1;
     const int valid_slots =
         __popc(__ballot_sync(kFullMask, sel_lo >= 0)) + __popc(__ballot_sync(kFullMask, sel_hi >= 0));
-    chunks_per_block = p.Bs / kKeyChunk;
-    chunks = valid_slots * chunks_per_block;
+    chunk_shift = __ffs(p.Bs / kKeyChunk) - 1;
+    chunks = valid_slots << chunk_shift;
     k_head = k + (b * p.T * p.Hkv + hk) * D;
     v_head = v + (b * p.T * p.Hkv + hk) * D;
-    key_stride = static_cast<int64_t>(p.Hkv) * D;
+    key_stride = p.Hkv * D;
+    const int copy_row = lane / (D / 8), copy_col = (lane % (D / 8)) * 8;
+    copy_offset = copy_row * key_stride + copy_col;
+    copy_target = ring + copy_row * STRIDE + copy_col;
   }
 
   // Global row of query head `row` (< R) of this item in a [B, T, Hq, *] tensor.
   __device__ int64_t head_row(int row) const { return (b * p.T + t) * p.Hq + hq0 + row; }
 
   // First key of chunk i, or -1 when the chunk is entirely in the future or before the document
-  // (or the slot invalid).
-  __device__ int64_t chunk_key(int i) const {
-    const int slot = i / chunks_per_block;
+  // (or the slot invalid). Chunks are taken in order, so the per-chunk cost is a shuffle and a
+  // few 32-bit operations: Nsight Compute found the earlier 64-bit form, with an integer division
+  // per call, to be most of the walk's instructions.
+  __device__ int chunk_key(int i) const {
+    const int slot = i >> chunk_shift;
     const int32_t j = __shfl_sync(kFullMask, slot < 32 ? sel_lo : sel_hi, slot & 31);
-    const int64_t key0 = static_cast<int64_t>(j) * p.Bs + (i % chunks_per_block) * kKeyChunk;
-    return (j >= 0 && j < p.num_blocks && key0 <= t && key0 + kKeyChunk > first_key) ? key0 : -1;
+    const bool in_range = static_cast<uint32_t>(j) < static_cast<uint32_t>(p.num_blocks);
+    const int key0 = static_cast<int>(static_cast<uint32_t>(j) * static_cast<uint32_t>(p.Bs)) +
+                     ((i & ((1 << chunk_shift) - 1)) * kKeyChunk);
+    return (in_range && key0 <= t && key0 + kKeyChunk > first_key) ? key0 : -1;
   }
 
-  // Starts the copy of chunk i into its stage (nothing past the last chunk) and commits a group.
-  __device__ void issue(int i) {
+  // Starts the copy of chunk i into `stage` (nothing past the last chunk) and commits a group;
+  // returns the chunk's first key as chunk_key does (-1 past the last chunk).
+  __device__ int issue(int i, int stage) {
+    int key0 = -1;
     if (i < chunks) {
-      const int64_t key0 = chunk_key(i);
+      key0 = chunk_key(i);
       if (key0 >= 0) {
-        __nv_bfloat16* stage = ring + (i % NS) * STAGE;
-        constexpr int PIECES = kKeyChunk * D / 8;  // 16-byte pieces per matrix
+        const int rows_left = static_cast<int>(p.T) - key0;  // the last block may end past the sequence
+        const int base = key0 * key_stride + copy_offset;
+        __nv_bfloat16* target = copy_target + stage * STAGE;
 #pragma unroll
-        for (int x = lane; x < PIECES; x += 32) {
-          const int row = x / (D / 8), col = (x % (D / 8)) * 8;
-          const int64_t key = key0 + row;
-          const bool ok = key < p.T;
-          const int64_t offset = ok ? key * key_stride + col : 0;
-          cp_async_16_l1(stage + row * STRIDE + col, k_head + offset, ok);
-          cp_async_16_l1(stage + kKeyChunk * STRIDE + row * STRIDE + col, v_head + offset, ok);
+        for (int pass = 0; pass < kKeyChunk / kCopyRows; ++pass) {
+          const int row = pass * kCopyRows;
+          const bool ok = lane / (D / 8) + row < rows_left;
+          const int offset = ok ? base + row * key_stride : 0;
+          cp_async_16_l1(target + row * STRIDE, k_head + offset, ok);
+          cp_async_16_l1(target + (kKeyChunk + row) * STRIDE, v_head + offset, ok);
         }
       }
     }
     cp_async_commit();
+    return key0;
   }
 
-  // Runs body(i, key0) for every chunk i that holds a key visible to t (key0 its first key), with
-  // the chunk's K and V in k_tile(i) and v_tile(i) while it runs.
+  // Runs body(k_tile, v_tile, key0) for every chunk that holds a key visible to t (key0 its first
+  // key), with the chunk's K and V in shared memory while it runs. The first keys of the NS - 1
+  // chunks in flight stay in registers, so each chunk's is derived once.
   template <class Body>
   __device__ void for_each_chunk(Body&& body) {
+    int pending[NS - 1];
 #pragma unroll
-    for (int i = 0; i < NS - 1; ++i) issue(i);
+    for (int i = 0; i < NS - 1; ++i) pending[i] = issue(i, i);
+    int stage = 0;
     for (int i = 0; i < chunks; ++i) {
-      issue(i + NS - 1);
+      const int key0 = pending[0];
+#pragma unroll
+      for (int x = 0; x + 1 < NS - 1; ++x) pending[x] = pending[x + 1];
+      pending[NS - 2] = issue(i + NS - 1, stage == 0 ? NS - 1 : stage - 1);
       cp_async_wait<NS - 1>();
       __syncwarp();
-      const int64_t key0 = chunk_key(i);
-      if (key0 >= 0) body(i, key0);
+      if (key0 >= 0) {
+        const __nv_bfloat16* k_tile = ring + stage * STAGE;
+        body(k_tile, k_tile + kKeyChunk * STRIDE, key0);
+      }
       __syncwarp();
+      stage = stage == NS - 1 ? 0 : stage + 1;
     }
     cp_async_wait<0>();
   }
 
-  __device__ const __nv_bfloat16* k_tile(int i) const { return ring + (i % NS) * STAGE; }
-  __device__ const __nv_bfloat16* v_tile(int i) const { return k_tile(i) + kKeyChunk * STRIDE; }
-
   // Whether `key` is visible to t: in its past and not before the start of its document.
-  __device__ bool visible(int64_t key) const { return key <= t && key >= first_key; }
+  __device__ bool visible(int key) const { return key <= t && key >= first_key; }
 };
 
 // The R rows of an item ([R, D] at `rows`, R rows of D apart) as the B operand of X_chunk Rows^T:
@@ -264,9 +290,9 @@ __global__ void __launch_bounds__(QueryMajorWalk<D, NS>::kThreads)
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) row_max[nt][0] = row_max[nt][1] = -INFINITY, row_sum[nt][0] = row_sum[nt][1] = 0.f;
 
-  walk.for_each_chunk([&](int i, int64_t key0) {
+  walk.for_each_chunk([&](const __nv_bfloat16* k_tile, const __nv_bfloat16* v_tile, int key0) {
     float s[NT][4];
-    chunk_times_rows<D, NT>(s, walk.k_tile(i), qb, lane);
+    chunk_times_rows<D, NT>(s, k_tile, qb, lane);
     const bool ok_lo = walk.visible(key0 + g), ok_hi = walk.visible(key0 + g + 8);
     uint32_t pb[NT][2];
 #pragma unroll
@@ -303,7 +329,7 @@ __global__ void __launch_bounds__(QueryMajorWalk<D, NS>::kThreads)
       pb[nt][0] = movmatrix_trans(pack_bf16(p0, p1));
       pb[nt][1] = movmatrix_trans(pack_bf16(p2, p3));
     }
-    accumulate_chunk_transposed<D, NT>(o, walk.v_tile(i), pb, lane);
+    accumulate_chunk_transposed<D, NT>(o, v_tile, pb, lane);
   });
 
   float inv[NT][2];
@@ -409,10 +435,10 @@ __global__ void __launch_bounds__(QueryMajorWalk<D, NS>::kThreads) sparse_backwa
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) acc[nt][mt][0] = acc[nt][mt][1] = acc[nt][mt][2] = acc[nt][mt][3] = 0.f;
 
-  walk.for_each_chunk([&](int i, int64_t key0) {
+  walk.for_each_chunk([&](const __nv_bfloat16* k_tile, const __nv_bfloat16* v_tile, int key0) {
     float s[NT][4], dp[NT][4];
-    chunk_times_rows<D, NT>(s, walk.k_tile(i), qb, lane);
-    chunk_times_rows<D, NT>(dp, walk.v_tile(i), dob, lane);
+    chunk_times_rows<D, NT>(s, k_tile, qb, lane);
+    chunk_times_rows<D, NT>(dp, v_tile, dob, lane);
     const bool ok[2] = {walk.visible(key0 + g), walk.visible(key0 + g + 8)};
     uint32_t dsb[NT][2];
 #pragma unroll
@@ -426,7 +452,7 @@ __global__ void __launch_bounds__(QueryMajorWalk<D, NS>::kThreads) sparse_backwa
       dsb[nt][0] = movmatrix_trans(pack_bf16(ds[0], ds[1]));
       dsb[nt][1] = movmatrix_trans(pack_bf16(ds[2], ds[3]));
     }
-    accumulate_chunk_transposed<D, NT>(acc, walk.k_tile(i), dsb, lane);
+    accumulate_chunk_transposed<D, NT>(acc, k_tile, dsb, lane);
   });
 
   float scale[NT][2];
@@ -453,7 +479,6 @@ void launch_backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
 // (q, dO, the dQ accumulator) resident in L2.
 
 constexpr int64_t kQueryChunkRows = 32768;
-constexpr int kTileRows = 64;       // rows per MMA tile (4 warps x 16)
 constexpr int kTilesPerCta = 8;     // row tiles per CTA
 
 struct Segments {
@@ -627,7 +652,45 @@ __global__ void cta_segments_kernel(const int32_t* __restrict__ offsets, int64_t
 // A gathered row: its global index (b * T + t) * Hq + hq, or -1 for padding, and its token.
 struct Located {
   int64_t row;
-  int64_t t;
+  int t;
+};
+
+// The gathered rows of a segment piece for the key-major kernels: a pair of threads per row, row
+// threadIdx.x / 2 of each tile of kTileRows, query head r % R of selection entry r / R. The cursor
+// moves a tile at a time by addition: Nsight Compute found integer divisions and 64-bit index
+// arithmetic to be most of the query-major walk's instructions, and locating a row took three
+// divisions here.
+struct GatheredRows {
+  int64_t r, entry;
+  int head;
+
+  __device__ GatheredRows(int64_t first_row, int R) : r(first_row + threadIdx.x / 2) {
+    entry = r / R;
+    head = static_cast<int>(r - entry * R);
+  }
+
+  __device__ void advance(const Dims& p) {
+    r += kTileRows;
+    entry += p.tile_entries;
+    head += p.tile_heads;
+    if (head >= p.R) {
+      head -= p.R;
+      ++entry;
+    }
+  }
+
+  // This thread's row of the tile, row -1 at or past `end`. With `group` selection (SH 1) an entry
+  // is its token.
+  __device__ Located locate(const int32_t* entries, int64_t end, const Dims& p, int64_t b, int hk) const {
+    Located l{-1, 0};
+    if (r < end) {
+      const int32_t e = entries[entry];
+      const int head_in_kv = p.SH == 1 ? head : (e % p.SH) * p.R + head;
+      l.t = p.SH == 1 ? e : e / p.SH;
+      l.row = (b * p.T + l.t) * p.Hq + hk * p.G + head_in_kv;
+    }
+    return l;
+  }
 };
 
 template <int D, int KT>
@@ -641,7 +704,7 @@ struct BackwardSmem {
   __nv_bfloat16 p[kTileRows][PSTRIDE];
   __nv_bfloat16 ds[kTileRows][PSTRIDE];
   int64_t row[2][kTileRows];
-  int64_t t[2][kTileRows];
+  int t[2][kTileRows];
   float lse[2][kTileRows];
   float delta[2][kTileRows];
 };
@@ -700,23 +763,13 @@ __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Di
     const int64_t b = bhq / p.Hkv;
     const __nv_bfloat16* k_head = a.k + (b * p.T * p.Hkv + hk) * D;
     const __nv_bfloat16* v_head = a.v + (b * p.T * p.Hkv + hk) * D;
-    const int64_t key_stride = static_cast<int64_t>(p.Hkv) * D;
+    const int key_stride = p.Hkv * D;  // key offsets within a sequence are 32-bit (check_sparse_attention_shape)
 
     for (int kt = 0; kt * KT < p.Bs; ++kt) {
-      const int64_t key_base = j * p.Bs + static_cast<int64_t>(kt) * KT;
+      const int key_base = static_cast<int>(j) * p.Bs + kt * KT;
 
       // Row tiles are gathered two steps ahead: the entry of tile n + 2 is loaded into registers
       // while tile n computes, and tile n + 1's rows (and their lse, delta) are already in flight.
-      auto locate = [&](int64_t tile_first) {
-        const int64_t r = tile_first + threadIdx.x / 2;
-        Located l{-1, 0};
-        if (r < piece_end) {
-          const int32_t entry = a.entries[r / R];
-          l.t = entry / p.SH;
-          l.row = (b * p.T + l.t) * p.Hq + hk * p.G + (entry % p.SH) * R + r % R;
-        }
-        return l;
-      };
       auto issue = [&](const Located& l, int stage) {
         const int i = threadIdx.x / 2, half = threadIdx.x % 2;
         const bool ok = l.row >= 0;
@@ -738,16 +791,18 @@ __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Di
       // Key tile (zero past the end of the sequence) together with the first row tile.
       for (int x = threadIdx.x; x < KT * (D / 8); x += 128) {
         const int rr = x / (D / 8), col = (x % (D / 8)) * 8;
-        const int64_t key = key_base + rr;
+        const int key = key_base + rr;
         const bool ok = key < p.T && rr < p.Bs;
-        const int64_t offset = ok ? key * key_stride + col : 0;
+        const int offset = ok ? key * key_stride + col : 0;
         cp_async_16(&sm.k[rr][col], k_head + offset, ok);
         cp_async_16(&sm.v[rr][col], v_head + offset, ok);
       }
-      Located next = locate(piece_begin);
+      GatheredRows rows(piece_begin, R);
+      Located next = rows.locate(a.entries, piece_end, p, b, hk);
       issue(next, 0);
       cp_async_commit();
-      next = locate(piece_begin + kTileRows);
+      rows.advance(p);
+      next = rows.locate(a.entries, piece_end, p, b, hk);
 
       float dk_acc[MKT][NDW][4], dv_acc[MKT][NDW][4];
 #pragma unroll
@@ -761,19 +816,23 @@ __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Di
       for (int64_t tile_first = piece_begin; tile_first < piece_end; tile_first += kTileRows, stage ^= 1) {
         if (tile_first + kTileRows < piece_end) issue(next, stage ^ 1);
         cp_async_commit();
-        if (tile_first + 2 * kTileRows < piece_end) next = locate(tile_first + 2 * kTileRows);
+        if (tile_first + 2 * kTileRows < piece_end) {
+          rows.advance(p);
+          next = rows.locate(a.entries, piece_end, p, b, hk);
+        }
         cp_async_wait<1>();
         __syncthreads();
 
         const int i0 = warp * 16 + g, i1 = i0 + 8;
         struct {
-          int64_t row, t;
+          int64_t row;
+          int t;
           float lse2, delta;
         } const m0{sm.row[stage][i0], sm.t[stage][i0], sm.lse[stage][i0] * kLog2e, sm.delta[stage][i0]},
             m1{sm.row[stage][i1], sm.t[stage][i1], sm.lse[stage][i1] * kLog2e, sm.delta[stage][i1]};
         // First visible key of each row's token (document masking; 0 without).
-        const int64_t first0 = p.document_start != nullptr && m0.row >= 0 ? p.document_start[b * p.T + m0.t] : 0;
-        const int64_t first1 = p.document_start != nullptr && m1.row >= 0 ? p.document_start[b * p.T + m1.t] : 0;
+        const int first0 = p.document_start != nullptr && m0.row >= 0 ? p.document_start[b * p.T + m0.t] : 0;
+        const int first1 = p.document_start != nullptr && m1.row >= 0 ? p.document_start[b * p.T + m1.t] : 0;
         // S = Q K^T and dP = dO V^T for this warp's 16 rows.
         float s[NKT][4], dp[NKT][4];
 #pragma unroll
@@ -804,7 +863,7 @@ __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Di
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const auto& m = e < 2 ? m0 : m1;
-            const int64_t key = key_base + nt * 8 + 2 * c + (e & 1);
+            const int key = key_base + nt * 8 + 2 * c + (e & 1);
             const bool ok = m.row >= 0 && key <= m.t && key >= (e < 2 ? first0 : first1);
             const float prob = ok ? fast_exp2(s[nt][e] * p.scale_log2 - m.lse2) : 0.f;
             s[nt][e] = prob;
@@ -884,7 +943,7 @@ __global__ void __launch_bounds__(128) sparse_backward_kernel(BackwardArgs a, Di
       for (int mt = 0; mt < MKT; ++mt) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int64_t key = key_base + mt * 16 + g + half * 8;
+          const int key = key_base + mt * 16 + g + half * 8;
           if (key >= p.T || mt * 16 + g + half * 8 >= p.Bs) continue;
           float* dkr = a.dk + ((b * p.T + key) * p.Hkv + hk) * D + warp * (D / 4) + 2 * c;
           float* dvr = a.dv + ((b * p.T + key) * p.Hkv + hk) * D + warp * (D / 4) + 2 * c;
@@ -934,7 +993,7 @@ struct KeysSmem {
   __nv_bfloat16 k[KT][STRIDE];
   __nv_bfloat16 v[KT][STRIDE];
   int64_t row[2][kTileRows];
-  int64_t t[2][kTileRows];
+  int t[2][kTileRows];
   float max[2][kTileRows];
 };
 
@@ -969,20 +1028,10 @@ __global__ void __launch_bounds__(128) sparse_forward_keys_kernel(KeysArgs a, Di
     const int64_t b = bhq / p.Hkv;
     const __nv_bfloat16* k_head = a.k + (b * p.T * p.Hkv + hk) * D;
     const __nv_bfloat16* v_head = a.v + (b * p.T * p.Hkv + hk) * D;
-    const int64_t key_stride = static_cast<int64_t>(p.Hkv) * D;
+    const int key_stride = p.Hkv * D;  // key offsets within a sequence are 32-bit (check_sparse_attention_shape)
 
     for (int kt = 0; kt * KT < p.Bs; ++kt) {
-      const int64_t key_base = j * p.Bs + static_cast<int64_t>(kt) * KT;
-      auto locate = [&](int64_t tile_first) {
-        const int64_t r = tile_first + threadIdx.x / 2;
-        Located l{-1, 0};
-        if (r < piece_end) {
-          const int32_t entry = a.entries[r / R];
-          l.t = entry / p.SH;
-          l.row = (b * p.T + l.t) * p.Hq + hk * p.G + (entry % p.SH) * R + r % R;
-        }
-        return l;
-      };
+      const int key_base = static_cast<int>(j) * p.Bs + kt * KT;
       auto issue = [&](const Located& l, int stage) {
         const int i = threadIdx.x / 2, half = threadIdx.x % 2;
         const bool ok = l.row >= 0;
@@ -998,31 +1047,36 @@ __global__ void __launch_bounds__(128) sparse_forward_keys_kernel(KeysArgs a, Di
       };
       for (int x = threadIdx.x; x < KT * (D / 8); x += 128) {
         const int rr = x / (D / 8), col = (x % (D / 8)) * 8;
-        const int64_t key = key_base + rr;
+        const int key = key_base + rr;
         const bool ok = key < p.T;
-        const int64_t offset = ok ? key * key_stride + col : 0;
+        const int offset = ok ? key * key_stride + col : 0;
         cp_async_16(&sm.k[rr][col], k_head + offset, ok);
         if (!kMaxPass) cp_async_16(&sm.v[rr][col], v_head + offset, ok);
       }
-      Located next = locate(piece_begin);
+      GatheredRows rows(piece_begin, R);
+      Located next = rows.locate(a.entries, piece_end, p, b, hk);
       issue(next, 0);
       cp_async_commit();
-      next = locate(piece_begin + kTileRows);
+      rows.advance(p);
+      next = rows.locate(a.entries, piece_end, p, b, hk);
 
       int stage = 0;
       for (int64_t tile_first = piece_begin; tile_first < piece_end; tile_first += kTileRows, stage ^= 1) {
         if (tile_first + kTileRows < piece_end) issue(next, stage ^ 1);
         cp_async_commit();
-        if (tile_first + 2 * kTileRows < piece_end) next = locate(tile_first + 2 * kTileRows);
+        if (tile_first + 2 * kTileRows < piece_end) {
+          rows.advance(p);
+          next = rows.locate(a.entries, piece_end, p, b, hk);
+        }
         cp_async_wait<1>();
         __syncthreads();
 
         const int i0 = warp * 16 + g, i1 = i0 + 8;
         const int64_t row0 = sm.row[stage][i0], row1 = sm.row[stage][i1];
-        const int64_t t0 = sm.t[stage][i0], t1 = sm.t[stage][i1];
+        const int t0 = sm.t[stage][i0], t1 = sm.t[stage][i1];
         // First visible key of each row's token (document masking; 0 without).
-        const int64_t first0 = p.document_start != nullptr && row0 >= 0 ? p.document_start[b * p.T + t0] : 0;
-        const int64_t first1 = p.document_start != nullptr && row1 >= 0 ? p.document_start[b * p.T + t1] : 0;
+        const int first0 = p.document_start != nullptr && row0 >= 0 ? p.document_start[b * p.T + t0] : 0;
+        const int first1 = p.document_start != nullptr && row1 >= 0 ? p.document_start[b * p.T + t1] : 0;
         float s[NKT][4];
 #pragma unroll
         for (int nt = 0; nt < NKT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
@@ -1042,7 +1096,7 @@ __global__ void __launch_bounds__(128) sparse_forward_keys_kernel(KeysArgs a, Di
           float m0 = -INFINITY, m1 = -INFINITY;
 #pragma unroll
           for (int nt = 0; nt < NKT; ++nt) {
-            const int64_t key = key_base + nt * 8 + 2 * c;
+            const int key = key_base + nt * 8 + 2 * c;
             if (key <= t0 && key >= first0) m0 = fmaxf(m0, s[nt][0]);
             if (key + 1 <= t0 && key + 1 >= first0) m0 = fmaxf(m0, s[nt][1]);
             if (key <= t1 && key >= first1) m1 = fmaxf(m1, s[nt][2]);
@@ -1059,7 +1113,7 @@ __global__ void __launch_bounds__(128) sparse_forward_keys_kernel(KeysArgs a, Di
           float l0 = 0.f, l1 = 0.f;
 #pragma unroll
           for (int nt = 0; nt < NKT; ++nt) {
-            const int64_t key = key_base + nt * 8 + 2 * c;
+            const int key = key_base + nt * 8 + 2 * c;
             const bool ok0 = row0 >= 0 && key <= t0 && key >= first0;
             const bool ok1 = row0 >= 0 && key + 1 <= t0 && key + 1 >= first0;
             const bool ok2 = row1 >= 0 && key <= t1 && key >= first1;
@@ -1263,6 +1317,9 @@ void check_sparse_attention_shape(const SparseAttentionShape& s) {
   if (s.slots < 1 || s.slots > 64 || s.slots > blocks) fail("slots must be in [1, min(64, number of blocks)]");
   if (s.batch * s.length * s.selection_heads * s.slots >= (int64_t{1} << 31)) fail("too many selection entries");
   if (s.batch * s.length * s.q_heads * s.slots >= (int64_t{1} << 40)) fail("too many rows");
+  if ((s.length + s.block_size) * s.kv_heads * s.head_dim >= (int64_t{1} << 31)) {
+    fail("(length + block_size) * kv_heads * head_dim must stay below 2^31 (32-bit key offsets)");
+  }
 }
 
 ForwardPlan choose_forward_plan(const SparseAttentionShape& s) {

@@ -107,6 +107,8 @@ bool sparse_attention_cuda_supports(const torch::Tensor& q, const torch::Tensor&
   if (q.size(2) / k.size(2) > 16 || rows_per_selection > 16) return false;
   if (spec.block_size != 16 && spec.block_size != 32 && spec.block_size != 64 && spec.block_size != 128) return false;
   if (spec.topk < 1 || slots_for(q.size(1), spec) > 64) return false;
+  // The kernels offset keys within a sequence in 32 bits.
+  if ((q.size(1) + spec.block_size) * k.size(2) * q.size(3) >= (int64_t{1} << 31)) return false;
   return true;
 }
 
